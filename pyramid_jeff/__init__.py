@@ -1,0 +1,166 @@
+"""pyramid_jeff: server-side, revocable login sessions for Pyramid."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyramid.tweens import INGRESS
+
+from .cookies import CookieProfile
+from .csrf import JeffCSRFStoragePolicy
+from .errors import StoreUnavailable
+from .manager import SessionManager
+from .memory_store import MemoryStore
+from .policy import JeffSecurityPolicy
+from .redirects import safe_return_path
+from .redis_store import RedisStore
+from .session import Session
+from .settings import JeffSettings, parse_settings
+from .store import SessionStore
+from .views import ForbiddenView, store_unavailable_view
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+    from pyramid.request import Request
+
+__all__ = [
+    "JeffCSRFStoragePolicy",
+    "JeffSecurityPolicy",
+    "JeffSettings",
+    "MemoryStore",
+    "RedisStore",
+    "Session",
+    "SessionManager",
+    "SessionStore",
+    "StoreUnavailable",
+    "includeme",
+    "make_store",
+    "safe_return_path",
+]
+
+
+def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionStore:
+    """The store ``jeff.store`` names (see :func:`includeme`)."""
+    from pyramid.exceptions import ConfigurationError
+
+    if callable(settings.store):
+        store = settings.store(raw_settings)
+        if not isinstance(store, SessionStore):
+            raise ConfigurationError(
+                "jeff.store: the factory did not return a store "
+                f"(got {type(store).__name__}; see pyramid_jeff.SessionStore)"
+            )
+        return store
+    if settings.store == "memory://":
+        return MemoryStore()
+    try:
+        return RedisStore.from_url(
+            settings.store,
+            socket_timeout=settings.redis_socket_timeout,
+            socket_connect_timeout=settings.redis_socket_connect_timeout,
+            max_connections=settings.redis_max_connections,
+            key_prefix=settings.redis_key_prefix,
+            cluster=settings.redis_cluster,
+        )
+    except ValueError as exc:  # redis-py's verdict on a malformed URL
+        raise ConfigurationError(f"jeff.store: {exc} (got {settings.store!r})") from None
+
+
+def includeme(config: Configurator) -> None:
+    """Activate pyramid_jeff: ``config.include("pyramid_jeff")``.
+
+    Registers the security policy, the tween, ``request.jeff_session`` and
+    ``request.jeff``, the forbidden view and a 503 view for ``StoreUnavailable``.
+    Settings (all optional; an unknown ``jeff.*`` key or a bad value raises
+    ``ConfigurationError`` naming the key; an empty value means "not set"):
+
+    ``jeff.store`` (``memory://``)
+        ``memory://`` (this process only), ``redis://host:port/db``, ``rediss://...``,
+        ``unix:///path?db=0``, or the dotted name of a factory ``(settings) -> store``.
+    ``jeff.cookie_name`` (``jeff``)
+        Gets the ``__Host-`` prefix when the cookie is Secure, Path=/ and has no Domain.
+    ``jeff.cookie_secure`` (``true``)
+        Set ``false`` only for plain-http development.
+    ``jeff.cookie_samesite`` (``Lax``)
+        ``Strict``, ``Lax`` or ``None`` (``None`` requires Secure).
+    ``jeff.cookie_domain`` (unset: host-only) and ``jeff.cookie_path`` (``/``)
+    ``jeff.max_age`` (``2592000``, 30 days)
+        Absolute lifetime of a session in seconds (at most 400 days); also the cookie's
+        ``Max-Age``.
+    ``jeff.idle_timeout`` (``0``, off)
+        Seconds without a request after which a session is dead. ``last_seen`` is
+        refreshed at most once a minute, or every quarter of the idle timeout if less.
+    ``jeff.max_sessions`` (``32``)
+        Sessions one key may hold (1 to 100000); a login past it ends the oldest.
+    ``jeff.login_url`` (``/``)
+        Where anonymous requests to a forbidden view are sent, with ``next=<path>``.
+    ``jeff.redirect`` (unset)
+        Dotted name of a view, ``(request)`` or ``(context, request)``, that replaces
+        the redirect for anonymous requests to a forbidden view.
+    ``jeff.groupfinder`` (unset)
+        Dotted ``(key, request) -> iterable of principals``, added to
+        ``[Everyone, Authenticated, key]``; returning ``None`` makes the request
+        anonymous.
+    ``jeff.identity_loader`` (unset)
+        Dotted ``(session, request) -> object or None``: what ``request.identity`` is
+        (e.g. the user row); ``None`` makes the request anonymous. Default: the Session.
+    ``jeff.csrf`` (``false``)
+        Use :class:`JeffCSRFStoragePolicy`: CSRF tokens kept with the login session.
+    ``jeff.redis.socket_timeout`` (``1.0``) / ``jeff.redis.socket_connect_timeout`` (``1.0``)
+        Seconds (above 0, at most 60) a Redis command / connection attempt may take;
+        also the longest wait for a free pooled connection. No retries.
+    ``jeff.redis.max_connections`` (``50``)
+        Connections per process.
+    ``jeff.redis.key_prefix`` (``jeff:``)
+        Prefix of the Redis keys (no braces).
+    ``jeff.redis.cluster`` (``false``)
+        Connect with ``redis.RedisCluster`` to the node named by ``jeff.store``.
+    """
+    raw_settings = config.get_settings()
+    settings = parse_settings(raw_settings, config.maybe_dotted)
+    manager = SessionManager(
+        make_store(settings, raw_settings),
+        max_age=settings.max_age,
+        idle_timeout=settings.idle_timeout,
+        max_sessions=settings.max_sessions,
+    )
+    cookie = CookieProfile.build(
+        settings.cookie_name,
+        path=settings.cookie_path,
+        domain=settings.cookie_domain,
+        secure=settings.cookie_secure,
+        samesite=settings.cookie_samesite,
+    )
+    csrf_cookie = None
+    if settings.csrf:
+        csrf_cookie = CookieProfile.build(
+            f"{settings.cookie_name}_csrf",
+            path=settings.cookie_path,
+            domain=settings.cookie_domain,
+            secure=settings.cookie_secure,
+            samesite=settings.cookie_samesite,
+        )
+    policy = JeffSecurityPolicy(
+        manager,
+        cookie,
+        groupfinder=settings.groupfinder,
+        identity_loader=settings.identity_loader,
+        csrf_cookie=csrf_cookie,
+    )
+    config.set_security_policy(policy)
+    if csrf_cookie is not None:
+        config.set_csrf_storage_policy(JeffCSRFStoragePolicy(policy, csrf_cookie))
+
+    def jeff_session(request: Request) -> Session | None:
+        return policy.session(request)
+
+    def jeff(request: Request) -> SessionManager:
+        return manager
+
+    config.add_request_method(jeff_session, "jeff_session", reify=True)
+    config.add_request_method(jeff, "jeff", reify=True)
+    config.add_tween("pyramid_jeff.tween.jeff_tween_factory", under=INGRESS)
+    config.add_forbidden_view(ForbiddenView(settings.login_url))
+    if settings.redirect is not None:
+        config.add_forbidden_view(settings.redirect, is_authenticated=False)
+    config.add_exception_view(store_unavailable_view, context=StoreUnavailable)

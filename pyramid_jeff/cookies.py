@@ -1,0 +1,97 @@
+"""Reading our cookie from the raw ``Cookie`` header and writing ``Set-Cookie`` headers.
+
+WebOb's ``request.cookies`` is not used on purpose: it raises on one malformed foreign
+cookie and silently takes the last of duplicated ones, so a crafted header could turn
+into a 500 or pick which session a request carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SameSite = Literal["Strict", "Lax", "None"]
+
+# Enough for any browser's cookie header; beyond it we do not even look for ours.
+MAX_COOKIE_HEADER = 16384
+
+
+class _Missing:
+    pass
+
+
+DUPLICATED = _Missing()
+
+
+def find_cookie(header: str | None, name: str) -> str | _Missing | None:
+    """The value of cookie ``name`` in a raw ``Cookie`` header.
+
+    Returns ``None`` when the cookie is absent and :data:`DUPLICATED` when it appears
+    more than once (or the header is absurdly long): the caller treats both that and any
+    value it cannot parse as "not logged in".
+    """
+    if not header:
+        return None
+    if len(header) > MAX_COOKIE_HEADER:
+        return DUPLICATED if name in header else None
+    if name not in header:  # the common anonymous case costs one substring search
+        return None
+    found: str | None = None
+    for part in header.split(";"):
+        cookie_name, sep, value = part.partition("=")
+        if sep and cookie_name.strip() == name:
+            if found is not None:
+                return DUPLICATED
+            found = value.strip()
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CookieProfile:
+    """How one cookie is written: name (with its prefix) and attributes."""
+
+    name: str
+    path: str = "/"
+    domain: str | None = None
+    secure: bool = True
+    samesite: SameSite = "Lax"
+    http_only: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        base_name: str,
+        *,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = True,
+        samesite: SameSite = "Lax",
+        http_only: bool = True,
+    ) -> CookieProfile:
+        # __Host- makes the browser refuse the cookie unless it is Secure, Path=/ and
+        # host-only, so neither a sibling subdomain nor plain http can plant or shadow it.
+        if secure and path == "/" and domain is None:
+            base_name = "__Host-" + base_name
+        return cls(base_name, path, domain, secure, samesite, http_only)
+
+    def _attributes(self) -> str:
+        parts = [f"Path={self.path}"]
+        if self.domain is not None:
+            parts.append(f"Domain={self.domain}")
+        if self.secure:
+            parts.append("Secure")
+        if self.http_only:
+            parts.append("HttpOnly")
+        parts.append(f"SameSite={self.samesite}")
+        return "; ".join(parts)
+
+    def set_header(self, value: str, max_age: int | None) -> tuple[str, str]:
+        lifetime = "" if max_age is None else f"; Max-Age={max_age}"
+        return ("Set-Cookie", f"{self.name}={value}{lifetime}; {self._attributes()}")
+
+    def expire_header(self) -> tuple[str, str]:
+        return (
+            "Set-Cookie",
+            f"{self.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; "
+            + self._attributes(),
+        )

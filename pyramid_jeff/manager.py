@@ -1,0 +1,177 @@
+"""The session manager: logins, verification and revocation over any store.
+
+Framework-free: usable from Pyramid (``request.jeff``), from scripts and from tests.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .credentials import Credential, key_digest, normalize_key
+from .session import MAX_USER_AGENT, Session, pack_meta, unpack_meta
+from .store import SessionStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_AGE = 30 * 24 * 3600
+DEFAULT_MAX_SESSIONS = 32
+MAX_TOUCH_INTERVAL_MS = 60_000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SessionManager:
+    """Create, verify, list and revoke the login sessions of application keys.
+
+    :param store: a :class:`~pyramid_jeff.store.SessionStore`.
+    :param max_age: absolute lifetime of a session, in seconds.
+    :param idle_timeout: seconds without a request after which a session is dead
+        (``0``: no idle timeout).
+    :param max_sessions: sessions one key may hold; a login past it evicts the oldest.
+    :param clock: milliseconds since the epoch (tests move it).
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        max_age: int = DEFAULT_MAX_AGE,
+        idle_timeout: int = 0,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        if max_age <= 0:
+            raise ValueError("max_age must be positive")
+        if idle_timeout < 0:
+            raise ValueError("idle_timeout must not be negative")
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        self.store = store
+        self.max_age = max_age
+        self.idle_timeout = idle_timeout
+        self.max_sessions = max_sessions
+        self.clock = clock
+        self.max_age_ms = max_age * 1000
+        self.idle_timeout_ms = idle_timeout * 1000
+        # last_seen is refreshed at most this often, so a read-only request writes
+        # nothing; a quarter of the idle timeout keeps an active user from timing out.
+        self.touch_interval_ms = (
+            min(MAX_TOUCH_INTERVAL_MS, self.idle_timeout_ms // 4)
+            if self.idle_timeout_ms
+            else MAX_TOUCH_INTERVAL_MS
+        )
+
+    def create(
+        self,
+        key: str | int,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        replacing: Credential | None = None,
+    ) -> tuple[Session, Credential]:
+        """Log ``key`` in: store a new session and return it with its credential.
+
+        ``replacing`` is the credential the browser carried: its session is ended in
+        the same atomic store operation when the key is the same (no fixation).
+        Validation errors (``TypeError``/``ValueError``) are raised before any write.
+        """
+        text_key = normalize_key(key)
+        packed_meta = pack_meta(meta)
+        credential = Credential.mint(text_key)
+        now = self.clock()
+        session = Session(
+            key=text_key,
+            id=credential.session_id,
+            created_ms=now,
+            last_seen_ms=now,
+            expires_ms=now + self.max_age_ms,
+            ip=ip or None,
+            user_agent=(user_agent or "")[:MAX_USER_AGENT] or None,
+            meta=unpack_meta(packed_meta),
+            token_digest=credential.token_digest(),
+        )
+        replace_id = replace_digest = None
+        if replacing is not None:
+            if replacing.key_digest == credential.key_digest:
+                replace_id, replace_digest = replacing.session_id, replacing.token_digest()
+            else:
+                self.end(replacing)
+        self.store.create(
+            credential.key_digest,
+            session,
+            packed_meta,
+            max_sessions=self.max_sessions,
+            now_ms=now,
+            idle_timeout_ms=self.idle_timeout_ms,
+            replace_id=replace_id,
+            replace_token_digest=replace_digest,
+        )
+        return session, credential
+
+    def verify(self, credential: Credential) -> Session | None:
+        """The live session ``credential`` proves, or ``None``: one store read.
+
+        At most once per :attr:`touch_interval_ms` it also refreshes ``last_seen``,
+        with an update-only write that cannot bring back a revoked session.
+        """
+        try:
+            session = self.store.get(credential.key_digest, credential.session_id)
+        except ValueError as exc:  # a record we cannot read proves nothing
+            log.warning("unreadable session record: %s", exc)
+            return None
+        if session is None or not hmac.compare_digest(
+            session.token_digest, credential.token_digest()
+        ):
+            return None
+        now = self.clock()
+        if not session.is_live(now, self.idle_timeout_ms):
+            return None
+        if now - session.last_seen_ms >= self.touch_interval_ms:
+            if not self.store.touch(credential.key_digest, session.id, now):
+                return None  # revoked between our read and our write
+            session = session.seen_at(now)
+        return session
+
+    def end(self, credential: Credential) -> bool:
+        """End the session ``credential`` proves (logout); ``False`` if it was not live."""
+        session = self.verify(credential)
+        if session is None:
+            return False
+        return self.revoke(session.key, session.id)
+
+    def sessions(self, key: str | int) -> list[Session]:
+        """Live sessions of ``key``, newest first."""
+        text_key = normalize_key(key)
+        now = self.clock()
+        live = [
+            session
+            for session in self.store.list(key_digest(text_key))
+            if session.key == text_key and session.is_live(now, self.idle_timeout_ms)
+        ]
+        live.sort(key=lambda s: (s.created_ms, s.id), reverse=True)
+        return live
+
+    def revoke(self, key: str | int, session_id: str) -> bool:
+        """End one session of ``key``; ``True`` if it was live."""
+        return self.store.revoke(
+            key_digest(normalize_key(key)),
+            session_id,
+            now_ms=self.clock(),
+            idle_timeout_ms=self.idle_timeout_ms,
+        )
+
+    def revoke_all(self, key: str | int, keep: str | None = None) -> int:
+        """End every session of ``key`` but ``keep`` (a session id); return how many were live."""
+        return self.store.revoke_all(
+            key_digest(normalize_key(key)),
+            keep=keep,
+            now_ms=self.clock(),
+            idle_timeout_ms=self.idle_timeout_ms,
+        )

@@ -1,0 +1,256 @@
+"""The production store: Redis (>= 6.2) or Redis Cluster, through redis-py.
+
+Layout: one hash per session key, ``<prefix>{<key digest>}``, one field per session id,
+the value a msgpack record (see :mod:`pyramid_jeff.session`). The ``{...}`` hash tag
+puts all sessions of a key in one cluster slot, so every operation is a single command
+or a single-key Lua script: atomic, and valid on a cluster. Verifying a request is one
+``HGET``, whatever the number of sessions under the key.
+
+The hash's TTL is a backstop that Redis enforces on its own clock: it is never shorter
+than the longest absolute lifetime in the hash. Session expiry itself is decided by the
+application's clock when a session is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .errors import StoreUnavailable
+from .session import Session, pack_record, unpack_record
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Lua shared by the scripts. Record items: [1]=version [2]=created [3]=last_seen
+# [4]=expires [5]=token digest. pcall: an undecodable record counts as dead.
+_LIVE = """
+local function decode(value)
+  local ok, record = pcall(cmsgpack.unpack, value)
+  if ok and type(record) == 'table' then return record end
+  return nil
+end
+local function live(record, now, idle)
+  if record == nil or record[4] <= now then return false end
+  return idle <= 0 or record[3] + idle > now
+end
+"""
+
+# KEYS[1]=hash; ARGV: session id, record, now, idle ms, max sessions, ttl ms,
+# id to replace ('' for none), its token digest.
+_CREATE = (
+    _LIVE
+    + """
+local hash = KEYS[1]
+local now, idle, max = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if ARGV[7] ~= '' then
+  local old = decode(redis.call('HGET', hash, ARGV[7]) or '')
+  if old ~= nil and old[5] == ARGV[8] then redis.call('HDEL', hash, ARGV[7]) end
+end
+local evicted = 0
+if redis.call('HLEN', hash) >= max then
+  local fields = redis.call('HGETALL', hash)
+  local alive = {}
+  for i = 1, #fields, 2 do
+    local record = decode(fields[i + 1])
+    if live(record, now, idle) then
+      alive[#alive + 1] = {record[2], fields[i]}
+    else
+      redis.call('HDEL', hash, fields[i])
+    end
+  end
+  if #alive >= max then
+    table.sort(alive, function(a, b)
+      if a[1] == b[1] then return a[2] < b[2] end
+      return a[1] < b[1]
+    end)
+    for i = 1, #alive - max + 1 do
+      redis.call('HDEL', hash, alive[i][2])
+      evicted = evicted + 1
+    end
+  end
+end
+redis.call('HSET', hash, ARGV[1], ARGV[2])
+local ttl = tonumber(ARGV[6])
+if redis.call('PTTL', hash) < ttl then redis.call('PEXPIRE', hash, ttl) end
+return evicted
+"""
+)
+
+# KEYS[1]=hash; ARGV: session id, last seen ms. Update-only: a revoked session stays dead.
+_TOUCH = """
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then return 0 end
+local record = cmsgpack.unpack(value)
+local seen = tonumber(ARGV[2])
+if seen > record[3] then
+  record[3] = seen
+  redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(record))
+end
+return 1
+"""
+
+# KEYS[1]=hash; ARGV: session id, now, idle ms. Returns 1 if a live session was ended.
+_REVOKE = (
+    _LIVE
+    + """
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if live(decode(value), tonumber(ARGV[2]), tonumber(ARGV[3])) then return 1 end
+return 0
+"""
+)
+
+# KEYS[1]=hash; ARGV: id to keep ('' for none), now, idle ms. Returns live sessions ended.
+_REVOKE_ALL = (
+    _LIVE
+    + """
+local hash, keep = KEYS[1], ARGV[1]
+local now, idle = tonumber(ARGV[2]), tonumber(ARGV[3])
+local fields = redis.call('HGETALL', hash)
+local ended = 0
+for i = 1, #fields, 2 do
+  if fields[i] ~= keep then
+    if live(decode(fields[i + 1]), now, idle) then ended = ended + 1 end
+    redis.call('HDEL', hash, fields[i])
+  end
+end
+return ended
+"""
+)
+
+
+class RedisStore:
+    """Sessions in Redis. ``client`` is a ``redis.Redis`` or ``redis.RedisCluster``."""
+
+    def __init__(self, client: Any, *, key_prefix: str = "jeff:") -> None:
+        if "{" in key_prefix or "}" in key_prefix:
+            raise ValueError("key_prefix must not contain '{' or '}' (they pick the hash slot)")
+        self.client = client
+        self.key_prefix = key_prefix
+        self._create = client.register_script(_CREATE)
+        self._touch = client.register_script(_TOUCH)
+        self._revoke = client.register_script(_REVOKE)
+        self._revoke_all = client.register_script(_REVOKE_ALL)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = 1.0,
+        socket_connect_timeout: float = 1.0,
+        max_connections: int = 50,
+        key_prefix: str = "jeff:",
+        cluster: bool = False,
+    ) -> RedisStore:
+        """A store with bounded waits everywhere and no silent retries.
+
+        Every command fails within ``socket_timeout`` (connecting: within
+        ``socket_connect_timeout``); a request waits at most ``socket_timeout`` for a
+        free connection when all ``max_connections`` are busy. redis-py checks the
+        process id of its pool, so a store created before a fork is safe in workers.
+        """
+        no_retry = Retry(NoBackoff(), 0)
+        client: Any
+        if cluster:
+            client = redis.RedisCluster.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout,
+                max_connections=max_connections,
+                retry=no_retry,
+            )
+        else:
+            pool = redis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=socket_timeout,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout,
+                retry=no_retry,
+            )
+            client = redis.Redis(connection_pool=pool)
+        return cls(client, key_prefix=key_prefix)
+
+    def hash_key(self, key_digest: str) -> str:
+        return f"{self.key_prefix}{{{key_digest}}}"
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except redis.RedisError as exc:
+            # Connection refused, timeouts, READONLY replicas, LOADING, OOM: the store
+            # cannot answer now. Never treated as "no session".
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    def create(
+        self,
+        key_digest: str,
+        session: Session,
+        packed_meta: bytes,
+        *,
+        max_sessions: int,
+        now_ms: int,
+        idle_timeout_ms: int,
+        replace_id: str | None = None,
+        replace_token_digest: bytes | None = None,
+    ) -> int:
+
+        args = [
+            session.id,
+            pack_record(session, packed_meta),
+            now_ms,
+            idle_timeout_ms,
+            max_sessions,
+            max(session.expires_ms - now_ms, 1),
+            replace_id or "",
+            replace_token_digest or b"",
+        ]
+        evicted = self._call(lambda: self._create(keys=[self.hash_key(key_digest)], args=args))
+        return int(evicted)
+
+    def get(self, key_digest: str, session_id: str) -> Session | None:
+        value = self._call(lambda: self.client.hget(self.hash_key(key_digest), session_id))
+        if value is None:
+            return None
+        return unpack_record(session_id, value)
+
+    def touch(self, key_digest: str, session_id: str, last_seen_ms: int) -> bool:
+        hash_key = self.hash_key(key_digest)
+        found = self._call(lambda: self._touch(keys=[hash_key], args=[session_id, last_seen_ms]))
+        return bool(found)
+
+    def list(self, key_digest: str) -> list[Session]:
+        fields = self._call(lambda: self.client.hgetall(self.hash_key(key_digest)))
+        sessions = []
+        for session_id, value in fields.items():
+            try:
+                sessions.append(unpack_record(session_id.decode("ascii"), value))
+            except (ValueError, UnicodeDecodeError) as exc:
+                log.warning("skipping an unreadable session record: %s", exc)
+        return sessions
+
+    def revoke(
+        self, key_digest: str, session_id: str, *, now_ms: int, idle_timeout_ms: int
+    ) -> bool:
+        hash_key = self.hash_key(key_digest)
+        args = [session_id, now_ms, idle_timeout_ms]
+        return bool(self._call(lambda: self._revoke(keys=[hash_key], args=args)))
+
+    def revoke_all(
+        self, key_digest: str, *, keep: str | None, now_ms: int, idle_timeout_ms: int
+    ) -> int:
+        hash_key = self.hash_key(key_digest)
+        args = [keep or "", now_ms, idle_timeout_ms]
+        return int(self._call(lambda: self._revoke_all(keys=[hash_key], args=args)))
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,85 @@
+"""Per-request state: what our cookie said and what became of it.
+
+Kept in the WSGI environ so the tween can tell, without creating anything, whether a
+request touched the session at all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .cookies import CookieProfile, find_cookie
+from .credentials import Credential
+from .errors import StoreUnavailable
+from .manager import SessionManager
+from .session import Session
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
+
+STATE_KEY = "pyramid_jeff.state"
+
+
+class RequestState:
+    __slots__ = (
+        "cookie",
+        "cookie_present",
+        "cookie_written",
+        "credential",
+        "error",
+        "identity",
+        "loaded",
+        "principals",
+        "session",
+    )
+
+    def __init__(
+        self, cookie: CookieProfile, cookie_present: bool, credential: Credential | None
+    ) -> None:
+        self.cookie = cookie
+        self.cookie_present = cookie_present
+        self.credential = credential  # None when absent, duplicated or malformed
+        self.loaded = False
+        self.session: Session | None = None
+        self.error: StoreUnavailable | None = None
+        self.cookie_written = False  # remember()/forget() produced our Set-Cookie
+        self.identity: Any = None
+        self.principals: list[str] | None = None  # None until identity is resolved
+
+    def load(self, manager: SessionManager) -> Session | None:
+        """Verify the credential once; a store failure is remembered and raised again."""
+        if self.error is not None:
+            raise self.error
+        if not self.loaded:
+            if self.credential is not None:
+                try:
+                    self.session = manager.verify(self.credential)
+                except StoreUnavailable as exc:
+                    self.error = exc
+                    raise
+            self.loaded = True
+        return self.session
+
+    def replace(self, session: Session | None, credential: Credential | None) -> None:
+        """After remember()/forget(): this request now carries ``session``."""
+        self.session = session
+        self.credential = credential
+        self.loaded = True
+        self.cookie_written = True
+        self.identity = None
+        self.principals = None
+
+
+def request_state(request: Request, cookie: CookieProfile) -> RequestState:
+    environ = request.environ
+    state: RequestState | None = environ.get(STATE_KEY)
+    if state is None:
+        value = find_cookie(environ.get("HTTP_COOKIE"), cookie.name)
+        if value is None:
+            state = RequestState(cookie, False, None)
+        elif isinstance(value, str):
+            state = RequestState(cookie, True, Credential.decode(value))
+        else:  # duplicated: we cannot tell which one the browser meant
+            state = RequestState(cookie, True, None)
+        environ[STATE_KEY] = state
+    return state

@@ -1,0 +1,220 @@
+"""``jeff.*`` settings: parsed, coerced and checked once, at start-up.
+
+Every problem is a :class:`pyramid.exceptions.ConfigurationError` that names the key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.settings import asbool, falsey, truthy
+
+from .cookies import SameSite
+from .manager import DEFAULT_MAX_AGE, DEFAULT_MAX_SESSIONS
+
+PREFIX = "jeff."
+MAX_COOKIE_LIFETIME = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 6265 cookie-name
+_SAMESITE: dict[str, SameSite] = {"strict": "Strict", "lax": "Lax", "none": "None"}
+_STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+
+KNOWN = frozenset(
+    {
+        "jeff.store",
+        "jeff.cookie_name",
+        "jeff.cookie_secure",
+        "jeff.cookie_samesite",
+        "jeff.cookie_domain",
+        "jeff.cookie_path",
+        "jeff.max_age",
+        "jeff.idle_timeout",
+        "jeff.max_sessions",
+        "jeff.login_url",
+        "jeff.redirect",
+        "jeff.groupfinder",
+        "jeff.identity_loader",
+        "jeff.csrf",
+        "jeff.redis.socket_timeout",
+        "jeff.redis.socket_connect_timeout",
+        "jeff.redis.max_connections",
+        "jeff.redis.key_prefix",
+        "jeff.redis.cluster",
+    }
+)
+
+
+@dataclass(frozen=True)
+class JeffSettings:
+    store: str | Callable[..., Any] = "memory://"
+    cookie_name: str = "jeff"
+    cookie_secure: bool = True
+    cookie_samesite: SameSite = "Lax"
+    cookie_domain: str | None = None
+    cookie_path: str = "/"
+    max_age: int = DEFAULT_MAX_AGE
+    idle_timeout: int = 0
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    login_url: str = "/"
+    redirect: Callable[..., Any] | None = None
+    groupfinder: Callable[..., Any] | None = None
+    identity_loader: Callable[..., Any] | None = None
+    csrf: bool = False
+    redis_socket_timeout: float = 1.0
+    redis_socket_connect_timeout: float = 1.0
+    redis_max_connections: int = 50
+    redis_key_prefix: str = "jeff:"
+    redis_cluster: bool = False
+
+
+def _fail(key: str, problem: str, value: object) -> ConfigurationError:
+    return ConfigurationError(f"{key}: {problem} (got {value!r})")
+
+
+def _bool(key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() not in truthy | falsey:
+        raise _fail(key, "expected true or false", value)
+    return bool(asbool(value))
+
+
+def _int(key: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise _fail(key, "expected a whole number", value)
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise _fail(key, "expected a whole number", value) from None
+    if not low <= number <= high:
+        raise _fail(key, f"expected a whole number from {low} to {high}", value)
+    return number
+
+
+def _seconds(key: str, value: object) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise _fail(key, "expected a number of seconds", value) from None
+    # Unbounded waits are what this setting exists to prevent.
+    if not (math.isfinite(number) and 0 < number <= 60):
+        raise _fail(key, "expected seconds greater than 0 and at most 60", value)
+    return number
+
+
+def _callable(key: str, value: object, maybe_dotted: Callable[[Any], Any]) -> Callable[..., Any]:
+    try:
+        resolved = maybe_dotted(value)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise _fail(key, f"cannot import it: {exc}", value) from None
+    if not callable(resolved):
+        raise _fail(key, "expected a dotted name of a callable", value)
+    return cast(Callable[..., Any], resolved)
+
+
+def _store(value: object, maybe_dotted: Callable[[Any], Any]) -> str | Callable[..., Any]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(_STORE_SCHEMES):
+            if text.startswith("memory://") and text != "memory://":
+                raise _fail("jeff.store", "memory:// takes no address or options", value)
+            return text
+        if "://" in text:
+            raise _fail("jeff.store", "expected memory://, redis://, rediss:// or unix://", value)
+    return _callable("jeff.store", value, maybe_dotted)
+
+
+def _login_url(value: object) -> str:
+    text = str(value).strip()
+    parts = urlsplit(text)
+    relative = text.startswith("/") and not text.startswith("//") and not parts.netloc
+    absolute = parts.scheme in ("http", "https") and bool(parts.netloc)
+    if not (relative or absolute) or any(c in text for c in "\r\n\\"):
+        raise _fail("jeff.login_url", "expected a path such as /login or an http(s) URL", value)
+    return text
+
+
+def parse_settings(
+    settings: Mapping[str, Any], maybe_dotted: Callable[[Any], Any] = lambda v: v
+) -> JeffSettings:
+    """Build :class:`JeffSettings` from an application's settings (``jeff.*`` keys)."""
+    unknown = sorted(k for k in settings if k.startswith(PREFIX) and k not in KNOWN)
+    if unknown:
+        raise ConfigurationError(
+            f"{unknown[0]}: unknown pyramid_jeff setting (known: {', '.join(sorted(KNOWN))})"
+        )
+    # An empty value (`jeff.redirect =` in an ini file) means "not set".
+    given = {k: v for k, v in settings.items() if k in KNOWN and v is not None and v != ""}
+    values: dict[str, Any] = {}
+
+    def take(key: str, convert: Callable[[str, object], Any]) -> None:
+        if key in given:
+            values[key[len(PREFIX) :].replace(".", "_")] = convert(key, given[key])
+
+    take("jeff.store", lambda k, v: _store(v, maybe_dotted))
+    take("jeff.cookie_name", _cookie_name)
+    take("jeff.cookie_secure", _bool)
+    take("jeff.cookie_samesite", _samesite)
+    take("jeff.cookie_domain", _cookie_domain)
+    take("jeff.cookie_path", _cookie_path)
+    take("jeff.max_age", lambda k, v: _int(k, v, 1, MAX_COOKIE_LIFETIME))
+    take("jeff.idle_timeout", lambda k, v: _int(k, v, 0, MAX_COOKIE_LIFETIME))
+    take("jeff.max_sessions", lambda k, v: _int(k, v, 1, 100_000))
+    take("jeff.login_url", lambda k, v: _login_url(v))
+    for key in ("jeff.redirect", "jeff.groupfinder", "jeff.identity_loader"):
+        take(key, lambda k, v: _callable(k, v, maybe_dotted))
+    take("jeff.csrf", _bool)
+    take("jeff.redis.socket_timeout", _seconds)
+    take("jeff.redis.socket_connect_timeout", _seconds)
+    take("jeff.redis.max_connections", lambda k, v: _int(k, v, 1, 10_000))
+    take("jeff.redis.key_prefix", _key_prefix)
+    take("jeff.redis.cluster", _bool)
+    parsed = JeffSettings(**values)
+    if parsed.cookie_samesite == "None" and not parsed.cookie_secure:
+        raise ConfigurationError(
+            "jeff.cookie_samesite: None requires jeff.cookie_secure = true "
+            "(browsers reject SameSite=None cookies that are not Secure)"
+        )
+    return parsed
+
+
+def _cookie_name(key: str, value: object) -> str:
+    text = str(value).strip()
+    if not _TOKEN_RE.fullmatch(text) or text.lower().startswith(("__host-", "__secure-")):
+        raise _fail(key, "expected a cookie name without a __Host-/__Secure- prefix", value)
+    return text
+
+
+def _samesite(key: str, value: object) -> SameSite:
+    try:
+        return _SAMESITE[str(value).strip().lower()]
+    except KeyError:
+        raise _fail(key, "expected Strict, Lax or None", value) from None
+
+
+def _cookie_domain(key: str, value: object) -> str | None:
+    text = str(value).strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"\.?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", text):
+        raise _fail(key, "expected a domain name such as example.com", value)
+    return text
+
+
+def _cookie_path(key: str, value: object) -> str:
+    text = str(value).strip()
+    if not text.startswith("/") or not re.fullmatch(r"[\x21-\x3a\x3c-\x7e]+", text):
+        raise _fail(key, "expected a path starting with /", value)
+    return text
+
+
+def _key_prefix(key: str, value: object) -> str:
+    text = str(value)
+    if "{" in text or "}" in text or any(c.isspace() for c in text):
+        raise _fail(key, "must not contain braces or spaces", value)
+    return text

@@ -1,0 +1,69 @@
+"""The store protocol: what a backend must do for the manager.
+
+A store keeps, for each key digest, a set of sessions addressed by session id. Every
+method is one atomic operation in the backend: no caller ever reads a whole list,
+changes it and writes it back (the race the Go jeff admits). Liveness is decided by the
+caller's clock (``now_ms``) and idle timeout, so every store agrees on it.
+
+Stores raise :class:`pyramid_jeff.StoreUnavailable` when the backend cannot answer.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from .session import Session
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    def create(
+        self,
+        key_digest: str,
+        session: Session,
+        packed_meta: bytes,
+        *,
+        max_sessions: int,
+        now_ms: int,
+        idle_timeout_ms: int,
+        replace_id: str | None = None,
+        replace_token_digest: bytes | None = None,
+    ) -> int:
+        """Add ``session`` under ``key_digest``, atomically with its housekeeping.
+
+        In the same atomic step: drop session ``replace_id`` if its token digest equals
+        ``replace_token_digest`` (the login rotates away the session the browser
+        carried); when the key holds ``max_sessions`` sessions, drop the dead ones and
+        then the oldest live ones (by creation time) until the new one fits. Returns
+        how many live sessions were evicted. Keep the data at least until
+        ``session.expires_ms``.
+        """
+        ...
+
+    def get(self, key_digest: str, session_id: str) -> Session | None:
+        """The stored session, dead or alive, or ``None``: one read."""
+        ...
+
+    def touch(self, key_digest: str, session_id: str, last_seen_ms: int) -> bool:
+        """Raise ``last_seen`` of an existing session; never create one. ``False`` if gone."""
+        ...
+
+    def list(self, key_digest: str) -> list[Session]:
+        """Every stored session of the key, dead or alive, in any order."""
+        ...
+
+    def revoke(
+        self, key_digest: str, session_id: str, *, now_ms: int, idle_timeout_ms: int
+    ) -> bool:
+        """Delete one session; ``True`` if it was live."""
+        ...
+
+    def revoke_all(
+        self, key_digest: str, *, keep: str | None, now_ms: int, idle_timeout_ms: int
+    ) -> int:
+        """Delete every session of the key but ``keep``; return how many were live."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (a no-op where there are none)."""
+        ...

@@ -1,0 +1,65 @@
+"""The tween: make every response agree with the session it was built from.
+
+Placed just under ``INGRESS`` (so above ``EXCVIEW`` and above pyramid_tm, whose user
+annotation reads the session): it sees the final response, including the ones exception
+views render, and it turns a :class:`StoreUnavailable` that escapes another tween into
+a 503. A request that never touched the session costs one dict lookup here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .errors import StoreUnavailable
+from .request import STATE_KEY, RequestState
+from .views import store_unavailable_response
+
+if TYPE_CHECKING:
+    from pyramid.registry import Registry
+    from pyramid.request import Request
+    from pyramid.response import Response
+
+Handler = Callable[["Request"], "Response"]
+
+
+def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
+    def jeff_tween(request: Request) -> Response:
+        try:
+            response = handler(request)
+        except StoreUnavailable as exc:
+            response = store_unavailable_response(request, exc)
+        state: RequestState | None = request.environ.get(STATE_KEY)
+        if state is None:
+            return response
+        if state.loaded or state.error is not None:
+            _keep_private(response)
+        if state.error is not None:
+            return response  # never write anything we could not check
+        if state.cookie_present and state.session is None and not state.cookie_written:
+            # The cookie named a dead, revoked or unreadable session: stop the browser
+            # from sending it on every request.
+            response.headerlist.append(state.cookie.expire_header())
+        return response
+
+    return jeff_tween
+
+
+def _keep_private(response: Response) -> None:
+    """``Vary: Cookie`` and no shared caching: the body depends on who asked."""
+    headers = response.headers
+    vary = headers.get("Vary")
+    if vary is None:
+        headers["Vary"] = "Cookie"
+    elif "cookie" not in vary.lower() and vary.strip() != "*":
+        headers["Vary"] = f"{vary}, Cookie"
+    cache_control = headers.get("Cache-Control")
+    if cache_control is None:
+        headers["Cache-Control"] = "private"
+        return
+    directives = [d.strip() for d in cache_control.split(",") if d.strip()]
+    names = {d.split("=", 1)[0].lower() for d in directives}
+    if "private" in names or "no-store" in names:
+        return
+    kept = [d for d in directives if d.split("=", 1)[0].lower() not in ("public", "s-maxage")]
+    headers["Cache-Control"] = ", ".join(["private", *kept])

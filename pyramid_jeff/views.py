@@ -1,0 +1,68 @@
+"""The forbidden view (send anonymous users to log in) and the store-outage view."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode, urlsplit
+
+from pyramid.httpexceptions import (
+    HTTPForbidden,
+    HTTPSeeOther,
+    HTTPServiceUnavailable,
+    HTTPUnauthorized,
+)
+
+from .errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
+    from pyramid.response import Response
+
+log = logging.getLogger("pyramid_jeff")
+
+RETRY_AFTER_SECONDS = 5
+
+
+def wants_json(request: Request) -> bool:
+    """XHR, or an ``Accept`` header that prefers JSON over HTML."""
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return True
+    if "Accept" not in request.headers:
+        return False
+    offers = request.accept.acceptable_offers(["text/html", "application/json"])
+    return bool(offers) and offers[0][0] == "application/json"
+
+
+class ForbiddenView:
+    """Anonymous: redirect to the login page with ``next``; API clients: 401; else 403."""
+
+    def __init__(self, login_url: str) -> None:
+        self.login_url = login_url
+        self.login_path = urlsplit(login_url).path or "/"
+
+    def __call__(self, exc: HTTPForbidden, request: Request) -> Response:
+        if request.is_authenticated:
+            return exc
+        if wants_json(request):
+            return HTTPUnauthorized()
+        if request.path == self.login_path:
+            return exc  # the login page itself is forbidden: a redirect would loop
+        separator = "&" if "?" in self.login_url else "?"
+        location = f"{self.login_url}{separator}{urlencode({'next': request.path_qs})}"
+        return HTTPSeeOther(location=location)
+
+
+def store_unavailable_response(request: Request, exc: StoreUnavailable) -> Response:
+    log.error("session store unavailable (%s %s): %s", request.method, request.path, exc)
+    response = HTTPServiceUnavailable(
+        detail="The session store is unavailable; please try again shortly."
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def store_unavailable_view(exc: StoreUnavailable, request: Request) -> Response:
+    """503 with a log line: a store outage is never turned into a logout."""
+    return store_unavailable_response(request, exc)

@@ -1,0 +1,46 @@
+"""Small helpers the tests share."""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+
+import webtest
+
+
+def set_cookies(response: webtest.TestResponse) -> list[str]:
+    return response.headers.getall("Set-Cookie")
+
+
+def cookie_attributes(header: str) -> dict[str, str]:
+    """Attributes of one Set-Cookie header, lower-cased names; the cookie under '='."""
+    first, *rest = header.split(";")
+    attributes = {"=": first.strip()}
+    for part in rest:
+        name, _, value = part.strip().partition("=")
+        attributes[name.lower()] = value
+    return attributes
+
+
+def cookie_value(header: str) -> str:
+    parsed = SimpleCookie()
+    parsed.load(header)
+    (morsel,) = parsed.values()
+    return morsel.value
+
+
+def fresh_client(app: webtest.TestApp) -> webtest.TestApp:
+    """Another browser on the same application (its own cookie jar)."""
+    return type(app)(app.app, extra_environ=dict(app.extra_environ))
+
+
+class Clock:
+    """A manager clock the test moves by hand (milliseconds)."""
+
+    def __init__(self, start_ms: int = 1_800_000_000_000) -> None:
+        self.now = start_ms
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1000)

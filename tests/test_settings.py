@@ -1,0 +1,169 @@
+"""Settings: coerced, documented defaults, and a ConfigurationError naming the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import ISecurityPolicy
+
+import pyramid_jeff
+from pyramid_jeff import MemoryStore, RedisStore
+from pyramid_jeff.settings import KNOWN, JeffSettings, parse_settings
+
+
+def configure(**settings: Any) -> Any:
+    config = Configurator(settings=settings)
+    config.include("pyramid_jeff")
+    return config.make_wsgi_app()
+
+
+def policy_of(app: Any) -> Any:
+    return app.registry.getUtility(ISecurityPolicy)
+
+
+def test_defaults_match_the_contract() -> None:
+    parsed = parse_settings({})
+    assert parsed == JeffSettings()
+    assert parsed.store == "memory://"
+    assert parsed.cookie_name == "jeff"
+    assert parsed.cookie_secure is True
+    assert parsed.cookie_samesite == "Lax"
+    assert parsed.cookie_domain is None
+    assert parsed.cookie_path == "/"
+    assert parsed.max_age == 2592000
+    assert parsed.idle_timeout == 0
+    assert parsed.max_sessions == 32
+    assert parsed.login_url == "/"
+    assert parsed.redis_socket_timeout == 1.0
+    assert parsed.redis_socket_connect_timeout == 1.0
+
+
+def test_strings_from_an_ini_file_are_coerced() -> None:
+    parsed = parse_settings(
+        {
+            "jeff.cookie_secure": "false",
+            "jeff.cookie_samesite": "strict",
+            "jeff.max_age": " 3600 ",
+            "jeff.idle_timeout": "600",
+            "jeff.max_sessions": "5",
+            "jeff.csrf": "yes",
+            "jeff.redis.socket_timeout": "0.25",
+            "jeff.redis.max_connections": "7",
+            "jeff.redis.key_prefix": "app:",
+            "jeff.cookie_domain": "",
+        }
+    )
+    assert parsed.cookie_secure is False
+    assert parsed.cookie_samesite == "Strict"
+    assert (parsed.max_age, parsed.idle_timeout, parsed.max_sessions) == (3600, 600, 5)
+    assert parsed.csrf is True
+    assert parsed.redis_socket_timeout == 0.25
+    assert parsed.redis_max_connections == 7
+    assert parsed.redis_key_prefix == "app:"
+    assert parsed.cookie_domain is None
+
+
+def test_dotted_names_are_resolved_with_maybe_dotted() -> None:
+    app = configure(**{"jeff.groupfinder": "tests.app.groupfinder"})
+    from tests.app import groupfinder
+
+    assert policy_of(app).groupfinder is groupfinder
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("jeff.cookie_secure", "maybe"),
+        ("jeff.cookie_samesite", "sometimes"),
+        ("jeff.cookie_name", "__Host-jeff"),
+        ("jeff.cookie_name", "has space"),
+        ("jeff.cookie_domain", "bad domain;"),
+        ("jeff.cookie_path", "no-slash"),
+        ("jeff.max_age", "soon"),
+        ("jeff.max_age", "0"),
+        ("jeff.max_age", str(401 * 24 * 3600)),
+        ("jeff.idle_timeout", "-1"),
+        ("jeff.max_sessions", "0"),
+        ("jeff.max_sessions", "1.5"),
+        ("jeff.login_url", "//evil.example/login"),
+        ("jeff.login_url", "javascript:alert(1)"),
+        ("jeff.redirect", "tests.app.no_such_view"),
+        ("jeff.groupfinder", "no_such_module.finder"),
+        ("jeff.identity_loader", "tests.app.Root.__acl__"),
+        ("jeff.csrf", "perhaps"),
+        ("jeff.redis.socket_timeout", "0"),
+        ("jeff.redis.socket_timeout", "inf"),
+        ("jeff.redis.socket_connect_timeout", "120"),
+        ("jeff.redis.max_connections", "none"),
+        ("jeff.redis.key_prefix", "a{b}"),
+        ("jeff.redis.cluster", "often"),
+        ("jeff.store", "postgres://localhost/db"),
+        ("jeff.store", "memory://somewhere"),
+        ("jeff.store", "tests.app.no_such_factory"),
+    ],
+)
+def test_a_bad_value_fails_at_startup_naming_the_key(key: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=key.replace(".", r"\.")):
+        configure(**{key: value})
+
+
+def test_an_unknown_key_fails_at_startup_naming_it() -> None:
+    with pytest.raises(ConfigurationError, match=r"jeff\.max_age_days: unknown"):
+        configure(**{"jeff.max_age_days": "3"})
+
+
+def test_samesite_none_requires_secure() -> None:
+    with pytest.raises(ConfigurationError, match=r"jeff\.cookie_samesite"):
+        configure(**{"jeff.cookie_samesite": "None", "jeff.cookie_secure": "false"})
+    policy = policy_of(configure(**{"jeff.cookie_samesite": "none"}))
+    assert policy.cookie.samesite == "None"
+
+
+def test_other_settings_are_left_alone() -> None:
+    configure(**{"jeffrey.anything": "x", "pyramid.reload_templates": "true"})
+
+
+def test_every_known_setting_is_documented_in_includeme() -> None:
+    doc = pyramid_jeff.includeme.__doc__ or ""
+    for key in KNOWN:
+        assert f"``{key}``" in doc, key
+
+
+def test_store_urls_choose_the_store(redis_url: str) -> None:
+    assert isinstance(policy_of(configure()).manager.store, MemoryStore)
+    store = policy_of(
+        configure(**{"jeff.store": redis_url, "jeff.redis.socket_timeout": "0.5"})
+    ).manager.store
+    assert isinstance(store, RedisStore)
+    kwargs = store.client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 0.5
+    assert kwargs["socket_connect_timeout"] == 1.0
+    assert kwargs["retry"].get_retries() == 0
+    assert store.client.connection_pool.timeout == 0.5  # bounded wait for a connection
+    assert store.client.connection_pool.max_connections == 50
+
+
+def make_custom_store(settings: dict[str, Any]) -> MemoryStore:
+    store = MemoryStore()
+    store.made_from = settings  # type: ignore[attr-defined]
+    return store
+
+
+def not_a_store(settings: dict[str, Any]) -> object:
+    return object()
+
+
+def test_store_factory_by_dotted_name() -> None:
+    app = configure(**{"jeff.store": "tests.test_settings.make_custom_store"})
+    store = policy_of(app).manager.store
+    assert store.made_from["jeff.store"] == "tests.test_settings.make_custom_store"
+    with pytest.raises(ConfigurationError, match=r"jeff\.store"):
+        configure(**{"jeff.store": "tests.test_settings.not_a_store"})
+
+
+def test_malformed_redis_url_names_the_key() -> None:
+    with pytest.raises(ConfigurationError, match=r"jeff\.store"):
+        configure(**{"jeff.store": "redis://localhost:notaport/0"})
