@@ -180,6 +180,11 @@ class RedisStore:
             client = redis.Redis(connection_pool=pool)
         return cls(client, key_prefix=key_prefix)
 
+    def load_scripts(self) -> None:
+        """Load the Lua scripts now (optional: the first call of each loads it anyway)."""
+        for script in (self._create, self._touch, self._revoke, self._revoke_all):
+            self._call(lambda script=script: self.client.script_load(script.script))
+
     def hash_key(self, key_digest: str) -> str:
         return f"{self.key_prefix}{{{key_digest}}}"
 

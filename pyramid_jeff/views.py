@@ -48,6 +48,9 @@ class ForbiddenView:
             return HTTPUnauthorized()
         if request.path == self.login_path:
             return exc  # the login page itself is forbidden: a redirect would loop
+        if request.method not in ("GET", "HEAD"):
+            # Coming back to a POST-only URL with a GET would fail: just log in.
+            return HTTPSeeOther(location=self.login_url)
         separator = "&" if "?" in self.login_url else "?"
         location = f"{self.login_url}{separator}{urlencode({'next': request.path_qs})}"
         return HTTPSeeOther(location=location)

@@ -113,6 +113,11 @@ def test_forbidden_view(make_app: AppFactory) -> None:
     assert admin.get("/admin").text == "admin area"
 
 
+def test_a_forbidden_post_is_sent_to_login_without_next(app: JeffTestApp) -> None:
+    response = app.post("/protected", status=303)
+    assert response.location == "https://example.com/login"
+
+
 def test_forbidden_login_page_is_403_not_a_loop(make_app: AppFactory) -> None:
     app = make_app(login_url="/protected")
     app.get("/protected", status=403)

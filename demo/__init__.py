@@ -1,0 +1,47 @@
+"""A small Pyramid application that shows everything pyramid_jeff does.
+
+Run it with ``pserve development.ini`` (memory store) or ``pserve redis.ini``
+(``docker compose up -d`` first), then open http://localhost:6543/.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.router import Router
+
+# What the demo's own code relies on; an ini file may still override them.
+_APP_SETTINGS = {
+    # Anonymous visitors of a protected page are sent here, with ?next=<where they were>.
+    "jeff.login_url": "/login",
+    "jeff.groupfinder": "demo.security.groupfinder",
+    "jeff.identity_loader": "demo.security.load_user",
+    # The CSRF token of a logged-in browser derives from its login session: it changes at every
+    # login and logout, and dies with the session when it is revoked.
+    "jeff.csrf": "true",
+}
+
+
+def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
+    """PasteDeploy app factory (``use = call:demo:main``)."""
+    for name, value in _APP_SETTINGS.items():
+        settings.setdefault(name, value)
+    with Configurator(settings=settings, root_factory="demo.security.Root") as config:
+        config.include("pyramid_jinja2")
+        config.include("pyramid_jeff")
+        # Every POST (PUT, DELETE, ...) must carry the CSRF token, checked by Pyramid itself.
+        config.set_default_csrf_options(require_csrf=True)
+        config.add_static_view("static", "demo:static", cache_max_age=3600)
+        config.add_route("home", "/")
+        config.add_route("login", "/login")
+        config.add_route("logout", "/logout")
+        config.add_route("products", "/products")
+        config.add_route("users", "/users")
+        config.add_route("sessions", "/sessions")
+        config.add_route("revoke", "/sessions/revoke")
+        config.add_route("revoke_others", "/sessions/revoke-others")
+        config.add_route("admin", "/admin")
+        config.add_route("admin_revoke", "/admin/revoke")
+        config.scan("demo.views")
+    return config.make_wsgi_app()

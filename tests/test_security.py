@@ -1,0 +1,217 @@
+"""Black-box security: cookie attributes, tokens, rotation, fixation, hostile cookies."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from .conftest import AppFactory, JeffTestApp
+from .helpers import cookie_attributes, cookie_value, fresh_client, set_cookies
+
+COOKIE = "__Host-jeff"
+
+
+class CountingStore:
+    """Delegates to the real store and counts the calls the manager makes."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def login_cookie(app: JeffTestApp, key: str = "bob@example.com") -> str:
+    (header,) = set_cookies(app.login(key))
+    return cookie_value(header)
+
+
+def get_with_cookie_header(app: JeffTestApp, header: str, path: str = "/public") -> Any:
+    app.reset()
+    return app.get(path, extra_environ={"HTTP_COOKIE": header}, status="*")
+
+
+def test_cookie_attributes_follow_the_settings(make_app: AppFactory) -> None:
+    app = make_app(
+        cookie_name="sid", cookie_samesite="Strict", cookie_domain="example.com", max_age=600
+    )
+    (header,) = set_cookies(app.login("bob@example.com"))
+    attributes = cookie_attributes(header)
+    # A Domain rules out the __Host- prefix.
+    assert attributes["="].startswith("sid=")
+    assert attributes["domain"] == "example.com"
+    assert attributes["samesite"] == "Strict"
+    assert attributes["max-age"] == "600"
+    assert "httponly" in attributes
+    assert "secure" in attributes
+
+    insecure = make_app(cookie_secure="false")
+    (header,) = set_cookies(insecure.login("bob@example.com"))
+    attributes = cookie_attributes(header)
+    assert attributes["="].startswith("jeff=")
+    assert "secure" not in attributes
+    assert "httponly" in attributes
+
+
+def test_tokens_are_256_bits_and_never_repeat(app: JeffTestApp) -> None:
+    tokens = set()
+    for _ in range(200):
+        value = login_cookie(fresh_client(app))
+        digest, session_id, token = value.split(".")
+        raw = base64.urlsafe_b64decode(token + "=")
+        assert len(raw) == 32
+        tokens.add(token)
+    assert len(tokens) == 200
+    # Every base64url character shows up: no fixed or biased positions.
+    assert len(set("".join(tokens))) == 64
+
+
+def test_the_cookie_holds_no_plaintext_key(app: JeffTestApp) -> None:
+    key = "alice.secret@example.com"
+    value = login_cookie(app, key)
+    assert key not in value
+    for part in value.split("."):
+        decoded = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        assert b"alice" not in decoded
+
+
+def test_login_rotates_away_the_previous_session(app: JeffTestApp) -> None:
+    first = login_cookie(app)
+    second = login_cookie(app)
+    assert first != second
+    assert len(app.manager.sessions("bob@example.com")) == 1
+    response = get_with_cookie_header(app, f"{COOKIE}={first}")
+    assert response.text == "anonymous"
+    assert get_with_cookie_header(app, f"{COOKIE}={second}").text == "hello bob@example.com"
+
+
+def test_fixation_attacker_cookie_dies_at_victim_login(app: JeffTestApp) -> None:
+    attacker = fresh_client(app)
+    planted = login_cookie(attacker, "mallory@example.com")
+    planted_header = {"HTTP_COOKIE": f"{COOKIE}={planted}"}
+    victim = fresh_client(app)
+    assert victim.get("/public", extra_environ=planted_header).text == "hello mallory@example.com"
+    response = victim.post(
+        "/login", {"key": "victim@example.com"}, extra_environ=planted_header, status=303
+    )
+    assert cookie_value(set_cookies(response)[0]) != planted
+    assert get_with_cookie_header(app, f"{COOKIE}={planted}").text == "anonymous"
+    assert app.manager.sessions("mallory@example.com") == []
+
+
+def test_attacker_chosen_cookie_is_not_adopted(app: JeffTestApp) -> None:
+    chosen = "A" * 22 + "." + "B" * 22 + "." + "C" * 43
+    response = app.post(
+        "/login",
+        {"key": "bob@example.com"},
+        extra_environ={"HTTP_COOKIE": f"{COOKIE}={chosen}"},
+        status=303,
+    )
+    assert cookie_value(set_cookies(response)[0]) != chosen
+    assert get_with_cookie_header(app, f"{COOKIE}={chosen}").text == "anonymous"
+
+
+def test_tampered_token_is_anonymous_and_expired(app: JeffTestApp) -> None:
+    value = login_cookie(app)
+    flipped = value[:-1] + ("A" if value[-1] != "A" else "B")
+    response = get_with_cookie_header(app, f"{COOKIE}={flipped}")
+    assert response.status_int == 200
+    assert response.text == "anonymous"
+    (header,) = set_cookies(response)
+    assert cookie_attributes(header)["max-age"] == "0"
+    # The real session is untouched by the forgery.
+    assert get_with_cookie_header(app, f"{COOKIE}={value}").text == "hello bob@example.com"
+
+
+def test_the_public_session_id_is_useless_as_a_credential(app: JeffTestApp) -> None:
+    value = login_cookie(app)
+    digest, session_id, _ = value.split(".")
+    (session,) = app.manager.sessions("bob@example.com")
+    assert session.id == session_id
+    for forged in (
+        session_id,
+        f"{digest}.{session_id}",
+        f"{digest}.{session_id}.{session_id}{session_id}A",
+        f"{digest}.{session_id}." + "A" * 43,
+    ):
+        assert get_with_cookie_header(app, f"{COOKIE}={forged}").text == "anonymous"
+
+
+HOSTILE = [
+    "",
+    "garbage",
+    "a.b.c",
+    "A" * 5000,
+    "é" * 87,
+    "\x00" * 87,
+    '"quoted"',
+    "A" * 22 + "." + "B" * 22 + "." + "C" * 42 + "=",
+    "A" * 22 + "." + "B" * 22 + "." + "C" * 42 + "\u00ff",
+    "A" * 22 + "." + "B" * 22 + "." + "C" * 44,
+    "A" * 22 + ".." + "C" * 43,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_malformed_cookies_are_anonymous_without_a_store_call(
+    app: JeffTestApp, value: str
+) -> None:
+    counting = CountingStore(app.manager.store)
+    app.manager.store = counting  # type: ignore[assignment]
+    response = get_with_cookie_header(app, f"{COOKIE}={value}", "/protected")
+    assert response.status_int == 303
+    assert get_with_cookie_header(app, f"{COOKIE}={value}").text == "anonymous"
+    assert sum(counting.calls.values()) == 0
+
+
+def test_a_duplicated_cookie_is_anonymous_without_a_store_call(app: JeffTestApp) -> None:
+    value = login_cookie(app)
+    counting = CountingStore(app.manager.store)
+    app.manager.store = counting  # type: ignore[assignment]
+    for header in (
+        f"{COOKIE}={value}; {COOKIE}={value}",
+        f"{COOKIE}=junk; {COOKIE}={value}",
+        f"{COOKIE}={value}; other=1; {COOKIE}=",
+    ):
+        assert get_with_cookie_header(app, header).text == "anonymous"
+    assert sum(counting.calls.values()) == 0
+
+
+def test_an_oversized_cookie_header_is_anonymous(app: JeffTestApp) -> None:
+    value = login_cookie(app)
+    header = f"{COOKIE}={value}; padding={'x' * 20000}"
+    response = get_with_cookie_header(app, header)
+    assert response.status_int == 200
+    assert response.text == "anonymous"
+
+
+def test_a_broken_foreign_cookie_does_not_break_ours(app: JeffTestApp) -> None:
+    value = login_cookie(app)
+    for foreign in ('bad="\\x', "bad=\x7f\x80; =; ;;", 'x="unterminated', "\u00e9=\u00e9"):
+        response = get_with_cookie_header(app, f"{foreign}; {COOKIE}={value}")
+        assert response.text == "hello bob@example.com"
+        response = get_with_cookie_header(app, foreign)
+        assert response.status_int == 200
+        assert response.text == "anonymous"
+
+
+def test_a_cookie_without_the_prefix_is_ignored(app: JeffTestApp) -> None:
+    value = login_cookie(app)
+    assert get_with_cookie_header(app, f"jeff={value}").text == "anonymous"
+
+
+def test_forbidden_redirect_carries_only_a_relative_next(app: JeffTestApp) -> None:
+    response = app.get("/protected", extra_environ={"HTTP_HOST": "evil.example"}, status=303)
+    assert "next=%2Fprotected" in response.location
+    response = app.get("//evil.example/protected", status="*")
+    assert "evil.example" not in response.headers.get("Location", "").split("next=")[-1][:20]
