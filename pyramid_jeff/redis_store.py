@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import redis
@@ -183,7 +184,7 @@ class RedisStore:
     def load_scripts(self) -> None:
         """Load the Lua scripts now (optional: the first call of each loads it anyway)."""
         for script in (self._create, self._touch, self._revoke, self._revoke_all):
-            self._call(lambda script=script: self.client.script_load(script.script))
+            self._call(partial(self.client.script_load, script.script))
 
     def hash_key(self, key_digest: str) -> str:
         return f"{self.key_prefix}{{{key_digest}}}"

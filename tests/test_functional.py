@@ -357,7 +357,7 @@ def test_meta_must_be_small_and_serialisable(app: JeffTestApp) -> None:
         app.manager.create("bob@example.com", meta={"blob": "x" * 5000})
     with pytest.raises(TypeError):
         app.manager.create("bob@example.com", meta=["not", "a", "dict"])  # type: ignore[arg-type]
-    session, _ = app.manager.create(
+    _session, _ = app.manager.create(
         "bob@example.com", meta={"n": 1, "f": 1.0, "b": b"\x00\xff", "l": [1, "x"], 3: None}
     )
     (stored,) = app.manager.sessions("bob@example.com")

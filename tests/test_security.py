@@ -67,7 +67,7 @@ def test_tokens_are_256_bits_and_never_repeat(app: JeffTestApp) -> None:
     tokens = set()
     for _ in range(200):
         value = login_cookie(fresh_client(app))
-        digest, session_id, token = value.split(".")
+        _digest, _session_id, token = value.split(".")
         raw = base64.urlsafe_b64decode(token + "=")
         assert len(raw) == 32
         tokens.add(token)
