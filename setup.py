@@ -22,6 +22,7 @@ setup(
             "pytest",
             "webtest",
             "hypothesis",
+            "pyramid_tm",
             "playwright",
             "pyramid_jinja2",
             "waitress",

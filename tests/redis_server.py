@@ -13,19 +13,24 @@ from pathlib import Path
 import redis
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(below: int = 65536) -> int:
+    """A free loopback port under ``below`` (cluster nodes need port + 10000 free too)."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port < below:
+            return port
+    raise RuntimeError(f"no free port below {below}")
 
 
 class RedisServer:
     """One redis-server process: no persistence, loopback only, killed at the end."""
 
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, extra_args: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.port = port
+        self.extra_args = extra_args
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -34,8 +39,12 @@ class RedisServer:
         return shutil.which("redis-server")
 
     @classmethod
-    def start(cls, workdir: Path, port: int | None = None) -> RedisServer:
-        server = cls(workdir, port or free_port())
+    def start(
+        cls, workdir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> RedisServer:
+        if port is None:
+            port = free_port(55536 if "--cluster-enabled" in extra_args else 65536)
+        server = cls(workdir, port, extra_args)
         server._spawn()
         return server
 
@@ -46,6 +55,7 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "no"]
+        args += self.extra_args
         log = open(self.workdir / f"redis-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10

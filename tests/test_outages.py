@@ -1,0 +1,365 @@
+"""Fail closed, destroy nothing: Redis outages in the middle of a load of requests.
+
+Each test starts its own redis-server (never the shared one), logs users in, then runs
+a load of authenticated, anonymous and login requests from several threads while Redis
+is frozen (SIGSTOP/SIGCONT), killed and restarted, or demoted to a read-only replica.
+What must hold (design.md, "Fail closed, destroy nothing"):
+
+- every request answers, and within the configured Redis timeout (plus scheduling slack);
+- a request that needs the session gets a 503, never a logout: no session is deleted
+  and no cookie is cleared; a view that never reads the session is unaffected;
+- a login issues no cookie while it cannot write;
+- once Redis answers again, service recovers by itself with every session intact.
+
+``JEFF_OUTAGE_SECONDS`` lengthens the outage for a soak run (default 1.5 s).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from pyramid.interfaces import ISecurityPolicy
+from webob import Request
+
+from pyramid_jeff import SessionManager
+from pyramid_jeff.credentials import key_digest
+
+from .app import make_wsgi_app
+from .conftest import HTTPS, need
+from .redis_server import RedisServer
+
+TIMEOUT = 0.25  # jeff.redis.socket_timeout and socket_connect_timeout, seconds
+# A request makes at most one Redis call that can time out; the rest is Python on a
+# shared two-core machine, so the bound allows for scheduling, not for retries.
+MAX_LATENCY = TIMEOUT + 0.75
+OUTAGE = float(os.environ.get("JEFF_OUTAGE_SECONDS", "1.5"))
+RECOVERY = 1.0  # seconds after Redis is back by which every request must succeed again
+THREADS = 6
+COOKIE = "__Host-jeff"
+USERS = [f"user{n}@example.com" for n in range(12)]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    if RedisServer.binary() is None:
+        need("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer.start(tmp_path / "primary")
+    yield server
+    server.stop()
+
+
+@dataclass
+class Site:
+    """The test application on a private Redis, with logged-in users."""
+
+    server: RedisServer
+    wsgi: Any = None
+    manager: SessionManager = field(init=False)
+    cookies: dict[str, str] = field(default_factory=dict)  # user -> cookie value
+
+    def __post_init__(self) -> None:
+        self.wsgi = make_wsgi_app(
+            {
+                "jeff.store": self.server.url,
+                "jeff.login_url": "/login",
+                "jeff.redis.socket_timeout": str(TIMEOUT),
+                "jeff.redis.socket_connect_timeout": str(TIMEOUT),
+            }
+        )
+        self.manager = self.wsgi.registry.getUtility(ISecurityPolicy).manager
+        for user in USERS:
+            response = self.request("POST", "/login", form={"key": user})
+            assert response.status_code == 303
+            (header,) = response.headers.getall("Set-Cookie")
+            self.cookies[user] = header.split(";")[0].split("=", 1)[1]
+
+    def request(
+        self, method: str, path: str, user: str | None = None, form: dict[str, str] | None = None
+    ) -> Any:
+        headers = {"Cookie": f"{COOKIE}={self.cookies[user]}"} if user else {}
+        request = Request.blank(
+            path, environ=dict(HTTPS), headers=headers, method=method, POST=form
+        )
+        return request.get_response(self.wsgi)
+
+    def stored_session_ids(self) -> dict[str, set[str]]:
+        """What Redis holds per user, read with a patient client of our own."""
+        client = self.server.client()
+        try:
+            prefix = "jeff:"
+            return {
+                user: {f.decode() for f in client.hkeys(f"{prefix}{{{key_digest(user)}}}")}
+                for user in USERS
+            }
+        finally:
+            client.close()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    user: str | None
+    started: float  # time.monotonic()
+    elapsed: float
+    status: int
+    set_cookies: tuple[str, ...]
+    body: str
+
+
+class Load:
+    """Threads sending a mix of requests until stopped, recording every outcome."""
+
+    KINDS = ["protected"] * 5 + ["whoami", "public", "anonymous", "static", "login", "sessions"]
+
+    def __init__(self, site: Site, threads: int = THREADS) -> None:
+        self.site = site
+        self.stop = threading.Event()
+        self.outcomes: list[Outcome] = []
+        self.errors: list[BaseException] = []
+        self.fresh_users = itertools.count()
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self.run, args=(random.Random(n),)) for n in range(threads)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        if self.errors:
+            raise self.errors[0]
+
+    def run(self, rng: random.Random) -> None:
+        try:
+            while not self.stop.is_set():
+                self.one(rng.choice(self.KINDS), rng.choice(USERS))
+        except BaseException as exc:  # reported by __exit__
+            self.errors.append(exc)
+
+    def one(self, kind: str, user: str) -> None:
+        site = self.site
+        started = time.monotonic()
+        if kind == "login":
+            # A new user each time: these sessions are not the ones we track.
+            fresh = f"fresh{next(self.fresh_users)}@example.com"
+            response = site.request("POST", "/login", form={"key": fresh})
+            user = fresh
+        elif kind == "anonymous":
+            response = site.request("GET", "/public")
+            user = ""
+        else:
+            response = site.request("GET", f"/{kind}", user)
+        elapsed = time.monotonic() - started
+        outcome = Outcome(
+            kind,
+            user or None,
+            started,
+            elapsed,
+            response.status_code,
+            tuple(response.headers.getall("Set-Cookie")),
+            response.text[:200],
+        )
+        with self.lock:
+            self.outcomes.append(outcome)
+
+    def between(self, start: float, end: float) -> list[Outcome]:
+        """Requests wholly inside [start, end]."""
+        return [o for o in self.outcomes if o.started >= start and o.started + o.elapsed <= end]
+
+
+NEEDS_SESSION = {"protected", "whoami", "public", "sessions"}
+
+
+def check_run(load: Load, down: float, up: float, back: float, label: str) -> dict[str, Any]:
+    """The assertions every outage shares; returns the figures worth reporting.
+
+    ``down``: when Redis was taken down; ``up``: when it was being brought back;
+    ``back``: when it answered again.
+    """
+    outcomes = load.outcomes
+    assert outcomes, "the load sent nothing"
+    # Everywhere: no crash, bounded latency, and only logins ever set a cookie.
+    crashes = [o for o in outcomes if o.status >= 500 and o.status != 503]
+    assert not crashes, f"{label}: server errors {crashes[:3]}"
+    slow = [o for o in outcomes if o.elapsed > MAX_LATENCY]
+    assert not slow, f"{label}: {len(slow)} requests over {MAX_LATENCY} s, e.g. {slow[:3]}"
+    cleared = [o for o in outcomes if any("Max-Age=0" in c for c in o.set_cookies)]
+    assert not cleared, f"{label}: a cookie was cleared: {cleared[:3]}"
+    stray = [o for o in outcomes if o.set_cookies and not (o.kind == "login" and o.status == 303)]
+    assert not stray, f"{label}: Set-Cookie outside a successful login: {stray[:3]}"
+    # Outside the outage (and its recovery), everything works as usual.
+    before = load.between(0, down)
+    assert before and all(o.status != 503 for o in before), f"{label}: 503 before the outage"
+    # During the outage: 503 for whatever needs the session, never a logout.
+    during = load.between(down + 0.05, up)
+    assert len(during) >= THREADS, f"{label}: too few requests ran during the outage"
+    for o in during:
+        if o.kind in NEEDS_SESSION:
+            assert o.status == 503, f"{label}: {o}"
+        elif o.kind == "login":
+            assert o.status == 503 and not o.set_cookies, f"{label}: {o}"
+        else:  # /static never reads the session; anonymous /public has no cookie
+            assert o.status == 200, f"{label}: {o}"
+    unaffected = [o for o in during if o.kind in ("static", "anonymous")]
+    assert all(o.elapsed < 0.2 for o in unaffected), f"{label}: session-free views slowed"
+    # After it: recovered by itself.
+    after = load.between(back + RECOVERY, float("inf"))
+    assert after, f"{label}: no request ran after the recovery"
+    for o in after:
+        if o.kind in NEEDS_SESSION:
+            assert o.status == 200, f"{label}: not recovered: {o}"
+            assert o.kind == "sessions" or o.user in o.body, f"{label}: logged out: {o}"
+        elif o.kind == "login":
+            assert o.status == 303 and o.set_cookies, f"{label}: login not recovered: {o}"
+    first_ok = min(
+        (o.started + o.elapsed for o in outcomes if o.started >= back and o.status == 200),
+        default=float("inf"),
+    )
+    return {
+        "requests": len(outcomes),
+        "during_outage": len(during),
+        "503_during": sum(o.status == 503 for o in during),
+        "max_latency_during": round(max(o.elapsed for o in during), 3),
+        "max_latency_overall": round(max(o.elapsed for o in outcomes), 3),
+        "recovered_after": round(first_ok - back, 3),
+    }
+
+
+def assert_sessions_intact(site: Site, before: dict[str, set[str]]) -> None:
+    after = site.stored_session_ids()
+    for user in USERS:
+        assert before[user] <= after[user], f"{user}: sessions deleted during the outage"
+        response = site.request("GET", "/whoami", user)
+        assert response.status_code == 200
+        assert response.json["userid"] == user, f"{user} was logged out by the outage"
+        assert not response.headers.getall("Set-Cookie")
+
+
+def run_outage(
+    server: RedisServer, take_down: Callable[[], None], bring_up: Callable[[], None], label: str
+) -> dict[str, Any]:
+    site = Site(server)
+    before = site.stored_session_ids()
+    assert all(len(ids) == 1 for ids in before.values())
+    with Load(site) as load:
+        time.sleep(0.5)
+        down = time.monotonic()
+        take_down()
+        try:
+            time.sleep(OUTAGE)
+        finally:
+            up = time.monotonic()
+            bring_up()
+        back = time.monotonic()  # restart() returns once Redis answers
+        time.sleep(RECOVERY + 1.0)
+    figures = check_run(load, down, up, back, label)
+    assert_sessions_intact(site, before)
+    print(f"\n{label}: {figures}")  # the figures the issue asks for (pytest -s / -rA)
+    return figures
+
+
+def test_sigstop_then_sigcont_under_load(server: RedisServer) -> None:
+    """Redis frozen: every command times out (the worst case for latency)."""
+    try:
+        figures = run_outage(server, server.pause, server.resume, "SIGSTOP/SIGCONT")
+    finally:
+        server.resume()
+    # Frozen Redis: each request needing the session waited for its one timeout.
+    assert figures["max_latency_during"] >= TIMEOUT
+
+
+def test_kill_and_restart_under_load(server: RedisServer) -> None:
+    """Redis killed (connections refused) and restarted on the same port.
+
+    The private server has no persistence, so a snapshot is taken just before the kill,
+    as a deployment with persistence (AOF/RDB) would have; what is tested is that the
+    application deletes nothing and picks the restarted Redis up by itself.
+    """
+
+    def kill() -> None:
+        client = server.client()
+        client.save()
+        client.close()
+        server.stop()
+
+    run_outage(server, kill, server.restart, "kill/restart")
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def replication_up(client: redis.Redis) -> bool:
+    info = client.info("replication")
+    return info.get("role") == "slave" and info.get("master_link_status") == "up"
+
+
+def test_readonly_replica_after_a_failover_is_an_outage_not_a_crash(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    """The application's Redis becomes a replica (a failover it was not told about):
+    reads still work, every write fails with READONLY."""
+    site = Site(server)
+    before = site.stored_session_ids()
+    other = RedisServer.start(tmp_path / "other")
+    primary, promoted = server.client(), other.client()
+    try:
+        # Fail over: the other server copies our data and is promoted; ours is demoted.
+        promoted.replicaof("127.0.0.1", server.port)
+        wait_for(lambda: replication_up(promoted), "the copy to the other server")
+        wait_for(lambda: promoted.dbsize() == primary.dbsize(), "the copied data")
+        promoted.replicaof("NO", "ONE")
+        primary.replicaof("127.0.0.1", other.port)
+        wait_for(lambda: replication_up(primary), "the demotion to a replica")
+        with pytest.raises(redis.ReadOnlyError):
+            primary.set("probe", "1")
+
+        user = USERS[0]
+        started = time.monotonic()
+        reads = site.request("GET", "/protected", user)  # one HGET: a replica answers it
+        assert reads.status_code == 200 and user in reads.text
+        login = site.request("POST", "/login", form={"key": "eve@example.com"})
+        assert login.status_code == 503, login
+        assert not login.headers.getall("Set-Cookie"), "a cookie for a session never stored"
+        logout = site.request("POST", "/logout", user)
+        assert logout.status_code == 503, "a logout that could not happen must say so"
+        assert not logout.headers.getall("Set-Cookie")
+        # A request due to refresh last_seen needs a write: an outage, never a logout.
+        real_clock = site.manager.clock
+        site.manager.clock = lambda: real_clock() + 61_000
+        try:
+            refresh = site.request("GET", "/protected", USERS[1])
+        finally:
+            site.manager.clock = real_clock
+        assert refresh.status_code in (200, 503), refresh
+        assert not refresh.headers.getall("Set-Cookie")
+        assert time.monotonic() - started < 5 * MAX_LATENCY
+        print(f"\nREADONLY: reads 200, login 503, logout 503, refresh {refresh.status_code}")
+
+        # Promoted back (or the application re-pointed): everything works again.
+        primary.replicaof("NO", "ONE")
+        assert site.request("POST", "/login", form={"key": "eve@example.com"}).status_code == 303
+        assert_sessions_intact(site, before)
+    finally:
+        primary.close()
+        promoted.close()
+        other.stop()
