@@ -36,7 +36,12 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
             _keep_private(response)
         if state.error is not None:
             return response  # never write anything we could not check
-        if state.cookie_present and state.session is None and not state.cookie_written:
+        if (
+            state.loaded
+            and state.cookie_present
+            and not state.cookie_written
+            and (state.session is None)
+        ):
             # The cookie named a dead, revoked or unreadable session: stop the browser
             # from sending it on every request.
             response.headerlist.append(state.cookie.expire_header())

@@ -322,6 +322,7 @@ def test_remember_within_a_request_updates_that_request(make_app: AppFactory) ->
 
     def view(request: object) -> dict[str, object]:
         before = request.authenticated_userid  # type: ignore[attr-defined]
+        assert request.jeff_session is None  # type: ignore[attr-defined]  # reified now
         headers = remember(request, "carol@example.com")
         during = request.authenticated_userid  # type: ignore[attr-defined]
         session = request.jeff_session  # type: ignore[attr-defined]
