@@ -78,7 +78,8 @@ def includeme(config: Configurator) -> None:
         ``memory://`` (this process only), ``redis://host:port/db``, ``rediss://...``,
         ``unix:///path?db=0``, or the dotted name of a factory ``(settings) -> store``.
     ``jeff.cookie_name`` (``jeff``)
-        Gets the ``__Host-`` prefix when the cookie is Secure, Path=/ and has no Domain.
+        Gets the ``__Host-`` prefix when the cookie is Secure, Path=/ and has no Domain,
+        else ``__Secure-`` when it is Secure.
     ``jeff.cookie_secure`` (``true``)
         Set ``false`` only for plain-http development.
     ``jeff.cookie_samesite`` (``Lax``)

@@ -72,6 +72,9 @@ class CookieProfile:
         # host-only, so neither a sibling subdomain nor plain http can plant or shadow it.
         if secure and path == "/" and domain is None:
             base_name = "__Host-" + base_name
+        elif secure:
+            # Not host-only: __Secure- still keeps plain-http pages from setting it.
+            base_name = "__Secure-" + base_name
         return cls(base_name, path, domain, secure, samesite, http_only)
 
     def _attributes(self) -> str:

@@ -47,8 +47,8 @@ def test_cookie_attributes_follow_the_settings(make_app: AppFactory) -> None:
     )
     (header,) = set_cookies(app.login("bob@example.com"))
     attributes = cookie_attributes(header)
-    # A Domain rules out the __Host- prefix.
-    assert attributes["="].startswith("sid=")
+    # A Domain rules out the __Host- prefix; __Secure- remains.
+    assert attributes["="].startswith("__Secure-sid=")
     assert attributes["domain"] == "example.com"
     assert attributes["samesite"] == "Strict"
     assert attributes["max-age"] == "600"

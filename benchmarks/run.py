@@ -1,0 +1,590 @@
+"""pyramid_jeff benchmark: cost per request against the libraries users would pick instead.
+
+    python benchmarks/run.py          # full run (about 6-8 minutes on 2 cores), writes RESULTS.md
+    python benchmarks/run.py --quick  # smoke run (about a minute), writes nothing unless --output
+
+Starts a private redis-server, builds one tiny Pyramid app per variant (see apps.py), and reports
+medians and *ratios to a bare Pyramid request measured in the same, interleaved run*. See
+benchmarks/README.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(1, ROOT)  # `python benchmarks/run.py` puts benchmarks/ first; add the repo root
+
+import breakdown  # noqa: E402
+import inprocess  # noqa: E402
+import redis  # noqa: E402
+import redis_memory  # noqa: E402
+import redis_stats  # noqa: E402
+from apps import JEFF_VARIANTS, VARIANTS, jeff_available  # noqa: E402
+from http_load import run_http  # noqa: E402
+from redis_server import PrivateRedis  # noqa: E402
+from timing import Case, ratio, run_interleaved  # noqa: E402
+from whatif import WHATIFS, patched  # noqa: E402
+
+SECTIONS = ("requests", "login", "many", "memory", "http", "whatif", "breakdown")
+
+
+@dataclass
+class Plan:
+    rounds: int
+    batch: int
+    login_rounds: int
+    login_batch: int
+    many_rounds: int
+    many_sizes: tuple[int, ...]
+    stats_n: int
+    memory_sessions: int
+    http_rounds: int
+    http_seconds: float
+    http_connections: int
+    warmup: int
+
+
+FULL = Plan(
+    rounds=50,
+    batch=120,
+    login_rounds=30,
+    login_batch=40,
+    many_rounds=40,
+    many_sizes=(1, 100, 10_000),
+    stats_n=500,
+    memory_sessions=100_000,
+    http_rounds=5,
+    http_seconds=4,
+    http_connections=16,
+    warmup=300,
+)
+QUICK = Plan(
+    rounds=8,
+    batch=50,
+    login_rounds=6,
+    login_batch=20,
+    many_rounds=8,
+    many_sizes=(1, 100, 10_000),
+    stats_n=100,
+    memory_sessions=5_000,
+    http_rounds=1,
+    http_seconds=2,
+    http_connections=16,
+    warmup=100,
+)
+
+
+def fmt_ratio(r: tuple[float, float, float]) -> str:
+    return f"{r[0]:.2f}x ({r[1]:.2f}-{r[2]:.2f})"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class Report:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.targets: list[tuple[str, str, str, bool | None]] = []
+
+    def add(self, text: str) -> None:
+        print(text, flush=True)
+        self.parts.append(text)
+
+    def target(self, what: str, goal: str, value: str, ok: bool | None) -> None:
+        self.targets.append((what, goal, value, ok))
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def build_apps(names: list[str], url: str) -> dict[str, Any]:
+    return {name: VARIANTS[name].build(url) for name in names}
+
+
+def floor_of(name: str, cases: dict[str, Case]) -> Case | None:
+    """Redis variants are compared with the Redis floor, the others with the dict floor."""
+    return cases.get("floor" if VARIANTS[name].uses_redis else "floor-memory")
+
+
+def section_requests(
+    report: Report, plan: Plan, apps: dict[str, Any], admin: redis.Redis
+) -> dict[str, Case]:
+    cases: dict[str, Case] = {}
+    for name, app in apps.items():
+        label = VARIANTS[name].label
+        if name in ("bare", "bare-props"):
+            cases[name] = inprocess.verify_case(name, label, app, inprocess.DUMMY_COOKIE)
+            continue
+        cookie = inprocess.login(app, f"reader-{name}@bench.example")
+        inprocess.check_protected(app, cookie, refuses_anonymous=name != "null-policy")
+        cases[name] = inprocess.verify_case(name, label, app, cookie)
+    log(f"requests: {len(cases)} cases x {plan.rounds} rounds x {plan.batch}")
+    run_interleaved(list(cases.values()), rounds=plan.rounds, batch=plan.batch, warmup=plan.warmup)
+    bare = cases["bare"]
+    rows = []
+    for name, case in cases.items():
+        commands, trips, cpu = "-", "-", "-"
+        floor = floor_of(name, cases)
+        if VARIANTS[name].uses_redis:
+            work = redis_stats.per_call(admin, case.call, plan.stats_n)
+            commands = redis_stats.format_commands(work.commands)
+            trips = "1 (raw socket)" if name == "floor-raw" else f"{work.round_trips:.2f}"
+            cpu = f"{work.cpu_us:.1f}"
+        rows.append(
+            [
+                case.label,
+                f"{case.median_us():.1f}",
+                f"+{case.median_us() - bare.median_us():.1f}",
+                fmt_ratio(ratio(case, bare)),
+                fmt_ratio(ratio(case, floor)) if floor else "-",
+                commands,
+                trips,
+                cpu,
+            ]
+        )
+    report.add(
+        "\n## Authenticated request (in-process WSGI, `GET /private` with a logged-in cookie)\n"
+    )
+    report.add(
+        table(
+            [
+                "variant",
+                "median µs",
+                "µs over bare",
+                "x bare (IQR)",
+                "x its floor (IQR)",
+                "Redis commands / request",
+                "round trips",
+                "Redis CPU µs",
+            ],
+            rows,
+        )
+    )
+    return cases
+
+
+def section_login(
+    report: Report, plan: Plan, apps: dict[str, Any], admin: redis.Redis
+) -> dict[str, Case]:
+    cases = {
+        name: inprocess.login_case(f"login-{name}", VARIANTS[name].label, app)
+        for name, app in apps.items()
+        if name not in ("floor-py", "floor-hiredis", "bare-props")
+    }
+    log(f"login: {len(cases)} cases x {plan.login_rounds} rounds x {plan.login_batch}")
+    run_interleaved(
+        list(cases.values()),
+        rounds=plan.login_rounds,
+        batch=plan.login_batch,
+        warmup=plan.login_batch,
+    )
+    bare = cases["bare"]
+    rows = []
+    for name, case in cases.items():
+        commands, trips, cpu = "-", "-", "-"
+        floor = floor_of(name, cases)
+        if VARIANTS[name].uses_redis:
+            work = redis_stats.per_call(admin, case.call, max(100, plan.stats_n // 2))
+            commands = redis_stats.format_commands(work.commands)
+            trips = "1 (raw socket)" if name == "floor-raw" else f"{work.round_trips:.2f}"
+            cpu = f"{work.cpu_us:.1f}"
+        rows.append(
+            [
+                case.label + (" (no remember: request only)" if name == "bare" else ""),
+                f"{case.median_us():.1f}",
+                fmt_ratio(ratio(case, bare)),
+                fmt_ratio(ratio(case, floor)) if floor else "-",
+                commands,
+                trips,
+                cpu,
+            ]
+        )
+    report.add(
+        "\n## Login (`POST /login`: `remember(request, new_user)`, fresh browser, Chrome UA)\n"
+    )
+    report.add(
+        table(
+            [
+                "variant",
+                "median µs",
+                "x bare POST",
+                "x its floor's login (IQR)",
+                "Redis commands / login",
+                "round trips",
+                "Redis CPU µs",
+            ],
+            rows,
+        )
+    )
+    return cases
+
+
+def section_many(report: Report, plan: Plan, apps: dict[str, Any]) -> dict[str, dict[int, Case]]:
+    """Verify cost with 1, 100, 10,000 sessions under one key (jeff variants only)."""
+    out: dict[str, dict[int, Case]] = {}
+    cases: list[Case] = [
+        inprocess.verify_case("bare", "bare", apps["bare"], inprocess.DUMMY_COOKIE)
+    ]
+    for name in JEFF_VARIANTS:
+        if name not in apps:
+            continue
+        app = apps[name]
+        out[name] = {}
+        for size in plan.many_sizes:
+            key = f"many{size}-{name}@bench.example"
+            t0 = time.perf_counter()
+            for _ in range(size - 1):
+                inprocess.login(app, key)
+            cookie = inprocess.login(app, key)  # the newest of `size` sessions under one key
+            inprocess.check_protected(app, cookie)
+            log(f"many: {name} {size} sessions under one key in {time.perf_counter() - t0:.1f}s")
+            case = inprocess.verify_case(
+                f"{name}-{size}", f"{VARIANTS[name].label}, {size:,}", app, cookie
+            )
+            out[name][size] = case
+            cases.append(case)
+    if not out:
+        return out
+    log(f"many: {len(cases)} cases x {plan.many_rounds} rounds x {plan.batch}")
+    run_interleaved(cases, rounds=plan.many_rounds, batch=plan.batch, warmup=plan.warmup)
+    rows = []
+    for name, by_size in out.items():
+        one = by_size[plan.many_sizes[0]]
+        for size, case in by_size.items():
+            rows.append(
+                [
+                    VARIANTS[name].label,
+                    f"{size:,}",
+                    f"{case.median_us():.1f}",
+                    fmt_ratio(ratio(case, cases[0])),
+                    fmt_ratio(ratio(case, one)),
+                ]
+            )
+    report.add("\n## Verify with many sessions under one key (the newest session's cookie)\n")
+    report.add(
+        table(["variant", "sessions under the key", "median µs", "x bare", "x 1 session"], rows)
+    )
+    return out
+
+
+def section_memory(
+    report: Report, plan: Plan, apps: dict[str, Any], admin: redis.Redis
+) -> list[redis_memory.MemoryResult]:
+    n = plan.memory_sessions
+    runs: list[tuple[str, int]] = []
+    for name in ("jeff-redis", "floor", "psr"):
+        if name in apps:
+            runs.append((name, n))
+    if "jeff-redis" in apps:
+        runs.append(("jeff-redis", n // 10))  # 10 sessions per user
+    results = []
+    for name, users in runs:
+        log(f"memory: {name}, {n:,} sessions over {users:,} users")
+        results.append(redis_memory.measure(admin, name, apps[name], n, users))
+    rows = [
+        [
+            VARIANTS[r.variant].label,
+            r.layout,
+            f"{r.keys:,}",
+            f"{r.usage_per_session:.0f}",
+            f"{r.used_memory_per_session:.0f}",
+            f"{r.seconds:.1f}",
+        ]
+        for r in results
+    ]
+    report.add(f"\n## Redis memory per session ({n:,} sessions made through each app's login)\n")
+    report.add(
+        table(
+            [
+                "variant",
+                "layout",
+                "keys",
+                "MEMORY USAGE bytes / session",
+                "used_memory bytes / session",
+                "fill time s",
+            ],
+            rows,
+        )
+    )
+    return results
+
+
+def section_http(report: Report, plan: Plan, names: list[str], url: str) -> dict[str, Any]:
+    log(f"http: {len(names)} servers x {plan.http_rounds} rounds x {plan.http_seconds}s")
+    results = run_http(
+        names,
+        url,
+        rounds=plan.http_rounds,
+        seconds=plan.http_seconds,
+        connections=plan.http_connections,
+    )
+    bare = results["bare"]
+    rows = [
+        [
+            res.label,
+            f"{statistics.median(res.rps):,.0f}",
+            f"{res.ratio_to(bare):.2f}x",
+            f"{statistics.median(res.p50_ms):.2f}",
+            f"{statistics.median(res.p99_ms):.2f}",
+            str(res.errors),
+        ]
+        for res in results.values()
+    ]
+    report.add(
+        f"\n## HTTP (waitress defaults, `wrk -t1 -c{plan.http_connections} "
+        f"-d{plan.http_seconds:g}s`, {plan.http_rounds} interleaved rounds)\n"
+    )
+    report.add(
+        table(["variant", "median req/s", "x bare req/s", "p50 ms", "p99 ms", "errors"], rows)
+    )
+    return results
+
+
+def section_whatif(report: Report, plan: Plan, url: str) -> dict[str, Case]:
+    """Suggested changes, priced by patching the apps in the benchmark (see whatif.py)."""
+    specs = [(n, VARIANTS[n].label, n, ()) for n in ("bare", "floor-memory", "floor")]
+    specs += [("jeff-memory", VARIANTS["jeff-memory"].label, "jeff-memory", ())]
+    specs += [("jeff-redis", VARIANTS["jeff-redis"].label, "jeff-redis", ())]
+    specs += [
+        (name, label, variant, patches) for name, (label, variant, patches) in WHATIFS.items()
+    ]
+    cases: dict[str, Case] = {}
+    for name, label, variant, patches in specs:
+        app = patched(VARIANTS[variant].build, *patches)(url)
+        if name == "bare":
+            cases[name] = inprocess.verify_case(name, label, app, inprocess.DUMMY_COOKIE)
+            continue
+        cookie = inprocess.login(app, f"whatif-{name}@bench.example")
+        inprocess.check_protected(app, cookie)
+        cases[name] = inprocess.verify_case(name, label, app, cookie)
+    log(f"whatif: {len(cases)} cases x {plan.rounds} rounds x {plan.batch}")
+    run_interleaved(list(cases.values()), rounds=plan.rounds, batch=plan.batch, warmup=plan.warmup)
+    rows = []
+    for name, case in cases.items():
+        floor = cases["floor" if "redis" in name or name == "floor" else "floor-memory"]
+        rows.append(
+            [
+                case.label,
+                f"{case.median_us():.1f}",
+                fmt_ratio(ratio(case, cases["bare"])),
+                fmt_ratio(ratio(case, floor)),
+            ]
+        )
+    report.add(
+        "\n## What-if: suggested changes priced by patching the apps in the benchmark\n\n"
+        "Not the package: `benchmarks/whatif.py` patches built apps to estimate what a change "
+        "would buy. *request class*: `jeff_session`/`jeff` as properties of a request subclass "
+        "made once, instead of `add_request_method(reify=True)` (Pyramid builds a class per "
+        "request for those). *lean HGET*: `RedisStore.get` on a pooled connection's "
+        "`send_command`/`read_response` instead of `Redis.execute_command`; *per-thread "
+        "connection*: the same on a connection each thread keeps (no pool checkout per "
+        "request).\n"
+    )
+    report.add(table(["variant", "median µs", "x bare (IQR)", "x its floor (IQR)"], rows))
+    return cases
+
+
+def section_breakdown(report: Report, url: str, quick: bool) -> None:
+    log("breakdown: pieces of a jeff request")
+    text = breakdown.run(url, rounds=8 if quick else 30, batch=50 if quick else 100)
+    report.add(
+        "\n## Where jeff's time goes: its pieces timed one by one (interleaved medians)\n\n"
+        "See `benchmarks/breakdown.py`; a Redis line includes one loopback round trip.\n"
+    )
+    report.add(text)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def environment(server: PrivateRedis, admin: redis.Redis) -> str:
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    from redis.utils import HIREDIS_AVAILABLE
+
+    try:
+        commit = (
+            subprocess.run(
+                ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+            ).stdout.strip()
+            or "uncommitted"
+        )
+    except OSError:
+        commit = "?"
+    info = admin.info("server")
+    return (
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; repo commit {commit}"
+        f" (plus uncommitted changes, if any)\n"
+        f"- machine: {os.cpu_count()} CPUs, load average at start "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared machine: only same-run ratios "
+        f"mean anything)\n"
+        f"- Python {platform.python_version()}, pyramid {version('pyramid')}, WebOb "
+        f"{version('WebOb')}, redis-py {version('redis')} (hiredis {version('hiredis')}, parser "
+        f"{'hiredis' if HIREDIS_AVAILABLE else 'pure Python'} by default), msgpack "
+        f"{version('msgpack')}, pyramid_session_redis {version('pyramid_session_redis')}, "
+        f"waitress {version('waitress')}\n"
+        f"- redis-server {info['redis_version']} (private, port {server.port}, "
+        f'`--save "" --appendonly no`)'
+    )
+
+
+def evaluate(report: Report, results: dict[str, Any]) -> None:
+    req = results.get("requests")
+    if req and "jeff-memory" in req:
+        r = ratio(req["jeff-memory"], req["bare"])[0]
+        report.target("memory store: authenticated request", "≤ 1.5x bare", f"{r:.2f}x", r <= 1.5)
+    if req and "jeff-redis" in req:
+        r = ratio(req["jeff-redis"], req["floor"])[0]
+        report.target(
+            "Redis store: authenticated request", "≤ 1.05x floor", f"{r:.2f}x", r <= 1.05
+        )
+        r = ratio(req["jeff-redis"], req["psr"])[0]
+        report.target("Redis store vs pyramid_session_redis", "≤ 0.5x", f"{r:.2f}x", r <= 0.5)
+    login = results.get("login")
+    if login and "jeff-redis" in login:
+        r = ratio(login["jeff-redis"], login["floor"])[0]
+        trips = results.get("login_trips", float("nan"))
+        report.target(
+            "login (Redis)",
+            "≤ 1.5x one-SET floor, 1 round trip",
+            f"{r:.2f}x, {trips:.2f} round trips",
+            r <= 1.5 and trips <= 1.0,
+        )
+    http = results.get("http")
+    if http and "jeff-redis" in http:
+        for name in ("jeff-redis", "jeff-memory"):
+            if name in http:
+                r = http[name].ratio_to(http["bare"])
+                report.target(
+                    f"HTTP throughput, {VARIANTS[name].label}",
+                    "≥ 0.65x bare",
+                    f"{r:.2f}x",
+                    r >= 0.65,
+                )
+    many = results.get("many")
+    if many:
+        for name, by_size in many.items():
+            sizes = sorted(by_size)
+            r = ratio(by_size[sizes[-1]], by_size[sizes[0]])[0]
+            report.target(
+                f"verify, {sizes[-1]:,} vs {sizes[0]} session(s), {VARIANTS[name].label}",
+                "≤ 1.1x",
+                f"{r:.2f}x",
+                r <= 1.1,
+            )
+    memory = results.get("memory")
+    if memory:
+        for res in memory:
+            if res.variant == "jeff-redis":
+                report.target(
+                    f"Redis memory per session, {res.layout}",
+                    "≤ 300 bytes",
+                    f"{res.usage_per_session:.0f} B (used_memory "
+                    f"{res.used_memory_per_session:.0f} B)",
+                    res.usage_per_session <= 300,
+                )
+    if report.targets:
+        rows = [[w, g, v, "met" if ok else "**missed**"] for w, g, v, ok in report.targets]
+        report.add("\n## Targets\n")
+        report.add(table(["target", "goal", "this run", ""], rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections among {','.join(SECTIONS)}",
+    )
+    parser.add_argument("--no-jeff", action="store_true", help="peers only (no pyramid_jeff)")
+    parser.add_argument(
+        "--output",
+        help="markdown file to write (default: benchmarks/RESULTS.md "
+        "for a full run, nothing for --quick)",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    output = args.output or (None if args.quick else os.path.join(HERE, "RESULTS.md"))
+
+    names = [n for n in VARIANTS if n not in JEFF_VARIANTS]
+    with_jeff = not args.no_jeff and jeff_available()
+    if with_jeff:
+        names += list(JEFF_VARIANTS)
+    elif not args.no_jeff:
+        log("pyramid_jeff is not importable: running the peers only")
+
+    started = time.perf_counter()
+    report = Report()
+    results: dict[str, Any] = {}
+    with PrivateRedis() as server:
+        admin = redis.Redis.from_url(server.url)
+        command = "python benchmarks/run.py" + "".join(
+            f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
+        )
+        report.add("# pyramid_jeff benchmark results\n")
+        report.add(f"Made by `{command}` ({'quick' if args.quick else 'full'} plan).\n")
+        report.add(environment(server, admin))
+        apps = build_apps(names, server.url)
+        if "requests" in sections:
+            results["requests"] = section_requests(report, plan, apps, admin)
+        if "login" in sections:
+            results["login"] = section_login(report, plan, apps, admin)
+            if "jeff-redis" in apps:
+                results["login_trips"] = redis_stats.per_call(
+                    admin, results["login"]["jeff-redis"].call, 50
+                ).round_trips
+        if "many" in sections and with_jeff:
+            results["many"] = section_many(report, plan, apps)
+        if "memory" in sections:
+            results["memory"] = section_memory(report, plan, apps, admin)
+        if "http" in sections:
+            http_names = [n for n in ("bare", "floor", "psr", *JEFF_VARIANTS) if n in names]
+            if with_jeff:  # do the suggested changes move throughput too?
+                http_names += ["jeff-memory+rc", "jeff-redis+rc+thread"]
+            results["http"] = section_http(report, plan, http_names, server.url)
+        if "whatif" in sections and with_jeff:
+            results["whatif"] = section_whatif(report, plan, server.url)
+        if "breakdown" in sections and with_jeff:
+            section_breakdown(report, server.url, args.quick)
+        evaluate(report, results)
+    report.add(f"\nTotal run time: {time.perf_counter() - started:.0f} s.\n")
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(report.parts).rstrip() + "\n")
+        log(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
