@@ -63,6 +63,8 @@ def normalize_key(key: object) -> str:
     text = str(key)
     if not text:
         raise ValueError("session key must not be empty")
+    if text.isascii() and text.isprintable() and len(text) <= MAX_KEY_BYTES:
+        return text  # the common case (emails, ids): NFC, no controls, short enough
     if len(text.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise ValueError(f"session key must be at most {MAX_KEY_BYTES} bytes of UTF-8")
     if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):

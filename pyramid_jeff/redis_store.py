@@ -13,10 +13,9 @@ application's clock when a session is read.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -26,8 +25,6 @@ from .errors import StoreUnavailable
 from .session import Session, pack_record, unpack_record
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Lua shared by the scripts. Record items: [1]=version [2]=created [3]=last_seen
 # [4]=expires [5]=token digest. pcall: an undecodable record counts as dead.
@@ -128,6 +125,14 @@ return ended
 )
 
 
+class _Script:
+    """A Lua script run by its SHA1, loaded on demand (after a Redis restart too)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+
 class RedisStore:
     """Sessions in Redis. ``client`` is a ``redis.Redis`` or ``redis.RedisCluster``."""
 
@@ -136,10 +141,14 @@ class RedisStore:
             raise ValueError("key_prefix must not contain '{' or '}' (they pick the hash slot)")
         self.client = client
         self.key_prefix = key_prefix
-        self._create = client.register_script(_CREATE)
-        self._touch = client.register_script(_TOUCH)
-        self._revoke = client.register_script(_REVOKE)
-        self._revoke_all = client.register_script(_REVOKE_ALL)
+        self._create = _Script(_CREATE)
+        self._touch = _Script(_TOUCH)
+        self._revoke = _Script(_REVOKE)
+        self._revoke_all = _Script(_REVOKE_ALL)
+        # A plain client runs commands on a pooled connection directly: redis-py's
+        # generic path (retry wrapper, observability hooks) costs more than the round
+        # trip itself for a one-field read. A cluster client routes commands itself.
+        self._pool = None if isinstance(client, redis.RedisCluster) else client.connection_pool
 
     @classmethod
     def from_url(
@@ -184,18 +193,51 @@ class RedisStore:
     def load_scripts(self) -> None:
         """Load the Lua scripts now (optional: the first call of each loads it anyway)."""
         for script in (self._create, self._touch, self._revoke, self._revoke_all):
-            self._call(partial(self.client.script_load, script.script))
+            if self._pool is None:  # a cluster: every primary needs it
+                self._call_cluster(self.client.script_load, script.source)
+            else:
+                self._command("SCRIPT", "LOAD", script.source)
 
     def hash_key(self, key_digest: str) -> str:
         return f"{self.key_prefix}{{{key_digest}}}"
 
-    def _call(self, operation: Callable[[], T]) -> T:
+    def _call_cluster(self, method: Any, *args: Any) -> Any:
         try:
-            return operation()
+            return method(*args)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    def _command(self, *args: Any) -> Any:
+        """Run one command: one round trip, no retry."""
+        pool = self._pool
+        if pool is None:
+            return self._call_cluster(self.client.execute_command, *args)
+        try:
+            connection = pool.get_connection()
+            try:
+                connection.send_command(*args)
+                return connection.read_response()
+            except redis.ResponseError:
+                raise  # an error reply was read whole: the connection is fine
+            except BaseException:
+                # The reply may still be on its way: never hand this socket out again.
+                connection.disconnect()
+                raise
+            finally:
+                pool.release(connection)
         except redis.RedisError as exc:
             # Connection refused, timeouts, READONLY replicas, LOADING, OOM: the store
             # cannot answer now. Never treated as "no session".
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    def _run(self, script: _Script, hash_key: str, *args: Any) -> Any:
+        try:
+            return self._command("EVALSHA", script.sha, 1, hash_key, *args)
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+                raise
+        # Not in this server's script cache (a restart, a failover): EVAL caches it.
+        return self._command("EVAL", script.source, 1, hash_key, *args)
 
     def create(
         self,
@@ -220,24 +262,23 @@ class RedisStore:
             replace_id or "",
             replace_token_digest or b"",
         ]
-        evicted = self._call(lambda: self._create(keys=[self.hash_key(key_digest)], args=args))
-        return int(evicted)
+        return int(self._run(self._create, self.hash_key(key_digest), *args))
 
     def get(self, key_digest: str, session_id: str) -> Session | None:
-        value = self._call(lambda: self.client.hget(self.hash_key(key_digest), session_id))
+        value = self._command("HGET", self.hash_key(key_digest), session_id)
         if value is None:
             return None
         return unpack_record(session_id, value)
 
     def touch(self, key_digest: str, session_id: str, last_seen_ms: int) -> bool:
-        hash_key = self.hash_key(key_digest)
-        found = self._call(lambda: self._touch(keys=[hash_key], args=[session_id, last_seen_ms]))
-        return bool(found)
+        return bool(self._run(self._touch, self.hash_key(key_digest), session_id, last_seen_ms))
 
     def list(self, key_digest: str) -> list[Session]:
-        fields = self._call(lambda: self.client.hgetall(self.hash_key(key_digest)))
+        reply = self._command("HGETALL", self.hash_key(key_digest))
+        # A flat list on a pooled connection; a cluster client has already made a dict.
+        pairs = reply.items() if isinstance(reply, dict) else zip(*[iter(reply)] * 2, strict=True)
         sessions = []
-        for session_id, value in fields.items():
+        for session_id, value in pairs:
             try:
                 sessions.append(unpack_record(session_id.decode("ascii"), value))
             except (ValueError, UnicodeDecodeError) as exc:
@@ -248,15 +289,13 @@ class RedisStore:
         self, key_digest: str, session_id: str, *, now_ms: int, idle_timeout_ms: int
     ) -> bool:
         hash_key = self.hash_key(key_digest)
-        args = [session_id, now_ms, idle_timeout_ms]
-        return bool(self._call(lambda: self._revoke(keys=[hash_key], args=args)))
+        return bool(self._run(self._revoke, hash_key, session_id, now_ms, idle_timeout_ms))
 
     def revoke_all(
         self, key_digest: str, *, keep: str | None, now_ms: int, idle_timeout_ms: int
     ) -> int:
         hash_key = self.hash_key(key_digest)
-        args = [keep or "", now_ms, idle_timeout_ms]
-        return int(self._call(lambda: self._revoke_all(keys=[hash_key], args=args)))
+        return int(self._run(self._revoke_all, hash_key, keep or "", now_ms, idle_timeout_ms))
 
     def close(self) -> None:
         self.client.close()

@@ -52,19 +52,27 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
 
 def _keep_private(response: Response) -> None:
     """``Vary: Cookie`` and no shared caching: the body depends on who asked."""
-    headers = response.headers
-    vary = headers.get("Vary")
-    if vary is None:
-        headers["Vary"] = "Cookie"
-    elif "cookie" not in vary.lower() and vary.strip() != "*":
-        headers["Vary"] = f"{vary}, Cookie"
-    cache_control = headers.get("Cache-Control")
-    if cache_control is None:
-        headers["Cache-Control"] = "private"
+    # One pass over the raw header list: WebOb's header views cost more than this.
+    headerlist = response.headerlist
+    vary_at = cache_at = -1
+    for index, (name, _) in enumerate(headerlist):
+        lowered = name.lower()
+        if lowered == "vary":
+            vary_at = index
+        elif lowered == "cache-control":
+            cache_at = index
+    if vary_at < 0:
+        headerlist.append(("Vary", "Cookie"))
+    else:
+        vary = headerlist[vary_at][1]
+        if "cookie" not in vary.lower() and vary.strip() != "*":
+            headerlist[vary_at] = ("Vary", f"{vary}, Cookie")
+    if cache_at < 0:
+        headerlist.append(("Cache-Control", "private"))
         return
-    directives = [d.strip() for d in cache_control.split(",") if d.strip()]
+    directives = [d.strip() for d in headerlist[cache_at][1].split(",") if d.strip()]
     names = {d.split("=", 1)[0].lower() for d in directives}
     if "private" in names or "no-store" in names:
         return
     kept = [d for d in directives if d.split("=", 1)[0].lower() not in ("public", "s-maxage")]
-    headers["Cache-Control"] = ", ".join(["private", *kept])
+    headerlist[cache_at] = ("Cache-Control", ", ".join(["private", *kept]))
