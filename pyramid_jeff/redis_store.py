@@ -125,6 +125,12 @@ return ended
 )
 
 
+def _unavailable(exc: redis.RedisError) -> StoreUnavailable:
+    # Connection refused, timeouts, READONLY replicas, LOADING, OOM: the store cannot
+    # answer now. Never treated as "no session".
+    return StoreUnavailable(f"redis: {type(exc).__name__}: {exc}")
+
+
 class _Script:
     """A Lua script run by its SHA1, loaded on demand (after a Redis restart too)."""
 
@@ -205,7 +211,7 @@ class RedisStore:
         try:
             return method(*args)
         except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     def _command(self, *args: Any) -> Any:
         """Run one command: one round trip, no retry."""
@@ -226,9 +232,7 @@ class RedisStore:
             finally:
                 pool.release(connection)
         except redis.RedisError as exc:
-            # Connection refused, timeouts, READONLY replicas, LOADING, OOM: the store
-            # cannot answer now. Never treated as "no session".
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     def _run(self, script: _Script, hash_key: str, *args: Any) -> Any:
         try:

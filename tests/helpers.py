@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from http.cookies import SimpleCookie
+from typing import Any
 
 import webtest
 
@@ -44,3 +46,23 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += int(seconds * 1000)
+
+
+class CountingStore:
+    """Delegates to a real store and counts every call the manager makes."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+    def total(self) -> int:
+        return sum(self.calls.values())

@@ -35,7 +35,7 @@ from pyramid_jeff.credentials import key_digest
 
 from .app import make_wsgi_app
 from .conftest import HTTPS, AppFactory, JeffTestApp
-from .helpers import set_cookies
+from .helpers import CountingStore, set_cookies
 
 FUZZ_EXAMPLES = int(os.environ.get("JEFF_FUZZ_EXAMPLES", "10000"))
 COOKIE = "__Host-jeff"  # the app runs over https with the default settings
@@ -45,26 +45,6 @@ SITE = "https://example.com"
 WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
 MAX_COOKIE_HEADER = 16384
 B64URL = string.ascii_letters + string.digits + "-_"
-
-
-class CountingStore:
-    """Delegates to a real store and counts every call the manager makes."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.store, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return method(*args, **kwargs)
-
-        return counted
-
-    def total(self) -> int:
-        return sum(self.calls.values())
 
 
 # --- Cookie header fuzzing ----------------------------------------------------------------

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections import Counter
 from typing import Any
 
 import pytest
 
 from .conftest import AppFactory, JeffTestApp
-from .helpers import cookie_attributes, cookie_value, fresh_client, set_cookies
+from .helpers import CountingStore, cookie_attributes, cookie_value, fresh_client, set_cookies
 
 COOKIE = "__Host-jeff"
-
-
-class CountingStore:
-    """Delegates to the real store and counts the calls the manager makes."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.store, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return method(*args, **kwargs)
-
-        return counted
 
 
 def login_cookie(app: JeffTestApp, key: str = "bob@example.com") -> str:
