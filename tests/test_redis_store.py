@@ -322,3 +322,20 @@ def test_manager_is_usable_from_a_script(redis_url: str) -> None:
     finally:
         env["closer"]()
     assert HTTPS["wsgi.url_scheme"] == "https"
+
+
+def test_unix_socket_urls(tmp_path: Path) -> None:
+    socket_path = tmp_path / "redis.sock"
+    server = RedisServer.start(tmp_path, extra_args=("--unixsocket", str(socket_path)))
+    try:
+        from pyramid.config import Configurator
+        from pyramid.interfaces import ISecurityPolicy
+
+        config = Configurator(settings={"jeff.store": f"unix://{socket_path}?db=3"})
+        config.include("pyramid_jeff")
+        manager = config.make_wsgi_app().registry.getUtility(ISecurityPolicy).manager
+        session, credential = manager.create("socket@example.com")
+        assert manager.verify(credential) == session
+        assert redis.Redis(unix_socket_path=str(socket_path), db=3).dbsize() == 1
+    finally:
+        server.stop()
