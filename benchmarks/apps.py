@@ -177,6 +177,45 @@ class RawRedisGet:
         return self._bulk(reader)
 
 
+class PooledConnKV:
+    """GET/SET the way pyramid_jeff's ``RedisStore`` runs a command: check a connection out of
+    a ``BlockingConnectionPool`` (jeff's settings), ``send_command`` + ``read_response``,
+    release; no ``Redis.execute_command``. The floor on jeff's own command path."""
+
+    def __init__(self, url: str) -> None:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=50,
+            timeout=REDIS_TIMEOUT,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    def _command(self, *args: Any) -> Any:
+        pool = self.pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command(*args)
+            return connection.read_response()
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._command("GET", key)  # type: ignore[no-any-return]
+
+    def set(self, key: bytes, value: bytes, px: int) -> Any:
+        return self._command("SET", key, value, "PX", px)
+
+
 class MemoryKV:
     """The floor's store in a dict (with expiry checked by the policy): the memory floor."""
 
@@ -229,7 +268,7 @@ class FloorPolicy(_CachedPolicy):
     prefix = b"floor:"
 
     def __init__(self, client: Any) -> None:
-        # anything with .get(key) and .set(key, value, px=...): redis-py or RawRedisGet
+        # anything with .get(key) and .set(key, value, px=...): redis-py, PooledConnKV, RawRedisGet
         self.client = client
 
     def _identify(self, request: Request) -> str | None:
@@ -317,6 +356,10 @@ def _psr_factory(url: str) -> Any:
 
 def _floor(url: str, parser: str = "default") -> Any:
     return make_app(policy=FloorPolicy(redis_client(url, parser)))
+
+
+def _floor_conn(url: str) -> Any:
+    return make_app(policy=FloorPolicy(PooledConnKV(url)))
 
 
 def _floor_raw(url: str) -> Any:
@@ -409,6 +452,14 @@ VARIANTS: dict[str, Variant] = {
             lambda url: _floor(url, "hiredis"),
             True,
             "same floor, _HiredisParser forced",
+        ),
+        Variant(
+            "floor-conn",
+            "floor, jeff's command path (pooled connection)",
+            _floor_conn,
+            True,
+            "same floor, each command on a pooled connection's send_command/read_response, "
+            "as RedisStore runs it (no Redis.execute_command)",
         ),
         Variant(
             "floor-raw",

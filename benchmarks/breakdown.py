@@ -2,9 +2,11 @@
 
 Sampling profilers see little of a 30 µs request on this VM (and distort the Redis wait), so
 this module times the pieces directly, interleaved like everything else: the Pyramid work
-jeff's configuration causes, jeff's own steps, and the Redis client's command paths. It reaches
-into pyramid_jeff's internals (module-level names, the policy's ``manager``/``cookie``); a
-piece whose internals moved is reported as skipped rather than failing the run.
+jeff's configuration causes, jeff's own steps, and the Redis command paths (jeff's own, a
+pooled connection's ``send_command``/``read_response``, against redis-py's ``execute_command``
+and a raw socket). It reaches into pyramid_jeff's internals (module-level names, the policy's
+``manager``/``cookie``, ``RedisStore._command``/``_run``); a piece whose internals moved is
+reported as skipped rather than failing the run.
 
     python benchmarks/breakdown.py        # or as the "breakdown" section of run.py
 """
@@ -143,67 +145,47 @@ def _pieces(apps: dict[str, Any], redis_url: str) -> tuple[list[Case], list[str]
 
     add("resp", "Response(...) alone (reference for the next line)",
         lambda: lambda: Response(b"hello, member\n", content_type="text/plain"))  # fmt: skip
-    add("keep-private", "Response(...) + tween._keep_private (Vary, Cache-Control)",
+    add("keep-private", "Response(...) + tween._keep_private (one pass: Vary, Cache-Control)",
         make_keep_private)  # fmt: skip
-
-    def make_lean_private() -> Callable[[], Any]:
-        def lean(response: Any) -> None:
-            # one pass over the header list, appends only: what _keep_private could do
-            headerlist = response.headerlist
-            vary = cache = None
-            for i, (name, _) in enumerate(headerlist):
-                lower = name.lower()
-                if lower == "vary":
-                    vary = i
-                elif lower == "cache-control":
-                    cache = i
-            if vary is None:
-                headerlist.append(("Vary", "Cookie"))
-            if cache is None:
-                headerlist.append(("Cache-Control", "private"))
-
-        def call() -> Any:
-            response = Response(b"hello, member\n", content_type="text/plain")
-            lean(response)
-            return response
-
-        return call
-
-    add("lean-private", "Response(...) + a one-pass headerlist version (no existing headers)",
-        make_lean_private)  # fmt: skip
 
     # -- Redis paths ----------------------------------------------------------------------------
     rcred = credential_of(renv["HTTP_COOKIE"])
     rstore = rpolicy.manager.store
+    hash_key = rstore.hash_key(rcred.key_digest)
+
+    def make_rstore_command() -> Callable[[], Any]:
+        key, field = hash_key, rcred.session_id
+        return lambda: rstore._command("HGET", key, field)
+
+    add("r-command", "RedisStore._command HGET: pool checkout + send + read + release (jeff)",
+        make_rstore_command)  # fmt: skip
 
     def make_rstore_get() -> Callable[[], Any]:
         return lambda: rstore.get(rcred.key_digest, rcred.session_id)
 
-    add("r-get", "RedisStore.get (HGET via redis-py + unpack_record)", make_rstore_get)
+    add("r-get", "RedisStore.get (the line above + unpack_record)", make_rstore_get)
 
     def make_r_verify() -> Callable[[], Any]:
         manager = rpolicy.manager
         return lambda: manager.verify(rcred)
 
     add("r-verify", "SessionManager.verify on Redis", make_r_verify)
-    hash_key = rstore.hash_key(rcred.key_digest)
 
-    def make_hget(parser: str) -> Callable[[], Callable[[], Any]]:
-        def make() -> Callable[[], Any]:
-            client = redis_client(redis_url, parser)
-            return lambda: client.hget(hash_key, rcred.session_id)
+    def make_checkout() -> Callable[[], Any]:
+        pool = rstore._pool
 
-        return make
+        def call() -> Any:
+            connection = pool.get_connection()
+            pool.release(connection)
 
-    add("hget-default", "redis-py hget, default parser (what jeff uses)", make_hget("default"))
-    add("hget-py", "redis-py hget, pure-Python parser", make_hget("python"))
-    add("hget-hiredis", "redis-py hget, hiredis parser", make_hget("hiredis"))
+        return call
+
+    add("checkout", "the store's pool: get_connection + release alone (no command)",
+        make_checkout)  # fmt: skip
 
     def make_conn_hget() -> Callable[[], Any]:
-        # redis-py without Redis.execute_command's machinery: one pooled connection,
-        # send_command + read_response, as a lean store could do
-        client = redis_client(redis_url)
-        conn = client.connection_pool.get_connection()
+        # one connection held throughout: what the per-thread-connection what-if does
+        conn = redis_client(redis_url).connection_pool.get_connection()
         key, field = hash_key.encode(), rcred.session_id.encode()
 
         def call() -> Any:
@@ -212,7 +194,19 @@ def _pieces(apps: dict[str, Any], redis_url: str) -> tuple[list[Case], list[str]
 
         return call
 
-    add("hget-conn", "redis-py Connection.send_command + read_response", make_conn_hget)
+    add("hget-conn", "redis-py send_command + read_response on a held connection (no checkout)",
+        make_conn_hget)  # fmt: skip
+
+    def make_hget(parser: str) -> Callable[[], Callable[[], Any]]:
+        def make() -> Callable[[], Any]:
+            client = redis_client(redis_url, parser)
+            return lambda: client.hget(hash_key, rcred.session_id)
+
+        return make
+
+    add("hget-default", "redis-py hget via execute_command (the floor's path; hiredis)",
+        make_hget("default"))  # fmt: skip
+    add("hget-py", "redis-py hget via execute_command, pure-Python parser", make_hget("python"))
 
     def make_raw_hget() -> Callable[[], Any]:
         from urllib.parse import urlsplit
@@ -241,12 +235,18 @@ def _pieces(apps: dict[str, Any], redis_url: str) -> tuple[list[Case], list[str]
     add("unpack", "unpack_record (msgpack + Session)", make_unpack)
 
     # -- login pieces -------------------------------------------------------------------------
-    def make_normalize() -> Callable[[], Any]:
-        from pyramid_jeff.credentials import normalize_key
+    def make_normalize(key: str) -> Callable[[], Callable[[], Any]]:
+        def make() -> Callable[[], Any]:
+            from pyramid_jeff.credentials import normalize_key
 
-        return lambda: normalize_key("user12345@bench.example")
+            return lambda: normalize_key(key)
 
-    add("normalize", "normalize_key (23-char email)", make_normalize)
+        return make
+
+    add("normalize", "normalize_key (23-char ASCII email: the fast path)",
+        make_normalize("user12345@bench.example"))  # fmt: skip
+    add("normalize-nfc", "normalize_key (23-char non-ASCII email: the full checks)",
+        make_normalize("usér12345@bénch.example"))  # fmt: skip
 
     def make_mint() -> Callable[[], Any]:
         from pyramid_jeff.credentials import Credential
@@ -268,21 +268,27 @@ def _pieces(apps: dict[str, Any], redis_url: str) -> tuple[list[Case], list[str]
 
     add("create-mem", "SessionManager.create on memory (whole login, no Pyramid)",
         make_create("memory"))  # fmt: skip
-    add("create-redis", "SessionManager.create on Redis (EVALSHA create script)",
+    add("create-redis", "SessionManager.create on Redis (EVALSHA of the create script)",
         make_create("redis"))  # fmt: skip
 
     def make_evalsha() -> Callable[[], Any]:
-        client = redis_client(redis_url)
-        script = client.register_script("return 1")
-        return lambda: script(keys=["k"], args=[])
+        from pyramid_jeff.redis_store import _Script
 
-    add("evalsha", "redis-py Script (EVALSHA) of `return 1`: a script's fixed cost", make_evalsha)
+        script = _Script("return 1")
+        return lambda: rstore._run(script, "k")
 
-    def make_get() -> Callable[[], Any]:
-        client = redis_client(redis_url)
-        return lambda: client.get("k")
+    add("evalsha", "RedisStore._run of `return 1` (EVALSHA, jeff's path): a script's fixed cost",
+        make_evalsha)  # fmt: skip
 
-    add("get", "redis-py GET (reference for the line above)", make_get)
+    def make_jeff_set() -> Callable[[], Any]:
+        counter = iter(range(10**9))
+        value = b"x" * 250
+        return lambda: rstore._command(
+            "SET", f"conn-set:{next(counter)}", value, "PX", 2_592_000_000
+        )
+
+    add("jeff-set", "SET with PX on jeff's path (RedisStore._command): reference for the above",
+        make_jeff_set)  # fmt: skip
 
     def make_set() -> Callable[[], Any]:
         client = redis_client(redis_url)
@@ -290,7 +296,8 @@ def _pieces(apps: dict[str, Any], redis_url: str) -> tuple[list[Case], list[str]
         value = b"x" * 250
         return lambda: client.set(f"floor-set:{next(counter)}", value, px=2_592_000_000)
 
-    add("set", "redis-py SET with PX (the login floor's one command)", make_set)
+    add("set", "redis-py SET with PX via execute_command (the login floor's one command)",
+        make_set)  # fmt: skip
 
     def make_hset_pexpire() -> Callable[[], Any]:
         client = redis_client(redis_url)
@@ -306,7 +313,7 @@ def _pieces(apps: dict[str, Any], redis_url: str) -> tuple[list[Case], list[str]
 
         return call
 
-    add("hset-pexpire", "pipeline HSET + PEXPIRE GT (no script; one round trip)",
+    add("hset-pexpire", "redis-py pipeline HSET + PEXPIRE GT (no script; one round trip)",
         make_hset_pexpire)  # fmt: skip
     return cases, notes
 

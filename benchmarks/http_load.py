@@ -129,7 +129,7 @@ def run_http(
         cookies: dict[str, str] = {}
         for name, (proc, port) in procs.items():
             _wait_port(port, proc)
-            if name == "bare":
+            if name in ("bare", "bare-props"):  # no policy: no login, a cookie of a usual size
                 cookies[name] = DUMMY_COOKIE
             else:
                 status, cookies[name] = _request(

@@ -1,20 +1,26 @@
-"""What-if variants: pyramid_jeff apps patched *in the benchmark only* to price a suggestion.
+"""What-if variants: pyramid_jeff apps patched *in the benchmark only*, to price a change.
 
-Each patch stands for one change the profile points at; measuring it beside the unpatched app,
-in the same interleaved run, says what the change would buy before anyone makes it. Nothing
-here is a design: they reach into internals and skip error handling a real change would keep.
+Measuring a patched app beside the unpatched one, in the same interleaved run, says what a
+change would buy before anyone makes it (or what a cost is made of). Nothing here is a design:
+the patches reach into internals. Changes that the package has since made (running commands
+on a pooled connection instead of ``Redis.execute_command``, the one-pass ``_keep_private``)
+are no longer what-ifs: the unpatched jeff rows measure them.
 
-* ``request-class``: ``request.jeff_session`` / ``request.jeff`` as reified properties of a
-  request subclass made once at startup, instead of ``config.add_request_method(reify=True)``,
-  for which Pyramid builds a new class on every request.
-* ``lean-get``: ``RedisStore.get`` sends ``HGET`` on a pooled connection itself
-  (``send_command`` + ``read_response``) instead of going through ``Redis.execute_command``.
-* ``thread-conn``: the same on a connection each thread keeps, without the pool's checkout
-  (lock, health ``poll``, observability counters) on every request.
+* ``request-class``: **a measurement, not a proposal.** pyramid_jeff registers
+  ``request.jeff_session`` / ``request.jeff`` with ``config.add_request_method(reify=True)``,
+  the idiomatic Pyramid way, and keeps it. For any reified request method Pyramid builds a new
+  request class on every request (``InstancePropertyHelper.apply_properties``), a cost every
+  app with one such property already pays (pyramid_tm's ``request.tm``, a ``request.user``).
+  The patch moves the properties onto one request subclass made at start-up, which prices that
+  class creation: compare ``bare + 2 reified request properties`` with its patched row too.
+* ``thread-conn``: ``RedisStore._command`` on a connection each thread keeps (checked out of
+  the store's pool once), without the pool's checkout and release on every command (queue,
+  ``can_read()`` poll of the socket, observability counters).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +29,7 @@ from pyramid.request import Request
 
 
 def request_class(app: Any) -> Any:
-    """Move the app's request properties onto one subclass built now."""
+    """Move the app's reified request properties onto one subclass built now."""
     registry = app.registry
     ext = registry.queryUtility(IRequestExtensions)
     if ext is None or not ext.descriptors:
@@ -37,65 +43,41 @@ def request_class(app: Any) -> Any:
     return app
 
 
-def lean_get(app: Any) -> Any:
-    """HGET without ``Redis.execute_command`` (retry wrapper, observability, command parsing)."""
-    from pyramid_jeff.errors import StoreUnavailable
-    from pyramid_jeff.session import unpack_record
-
-    store = app.registry.queryUtility(ISecurityPolicy).manager.store
-    pool = store.client.connection_pool
-
-    def get(key_digest: str, session_id: str) -> Any:
-        try:
-            conn = pool.get_connection()
-        except Exception as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        try:
-            conn.send_command("HGET", store.hash_key(key_digest), session_id)
-            value = conn.read_response()
-        except BaseException as exc:
-            conn.disconnect()
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        finally:
-            pool.release(conn)
-        return None if value is None else unpack_record(session_id, value)
-
-    store.get = get
-    return app
-
-
-def thread_conn_get(app: Any) -> Any:
-    """HGET on a connection each thread keeps (no pool checkout, no health poll per call)."""
-    import threading
+def thread_conn(app: Any) -> Any:
+    """Every command of the app's RedisStore on a connection its thread keeps."""
+    import redis
 
     from pyramid_jeff.errors import StoreUnavailable
-    from pyramid_jeff.session import unpack_record
 
     store = app.registry.queryUtility(ISecurityPolicy).manager.store
-    pool = store.client.connection_pool
+    pool = store._pool  # None for a cluster client: nothing to patch
+    if pool is None:
+        raise RuntimeError("thread-conn: the store has no connection pool")
     local = threading.local()
 
-    def get(key_digest: str, session_id: str) -> Any:
-        conn = getattr(local, "conn", None)
+    def command(*args: Any) -> Any:
+        connection = getattr(local, "connection", None)
         try:
-            if conn is None:
-                conn = local.conn = pool.get_connection()  # kept by this thread
-            conn.send_command("HGET", store.hash_key(key_digest), session_id)
-            value = conn.read_response()
+            if connection is None:
+                connection = local.connection = pool.get_connection()  # kept by this thread
+            connection.send_command(*args)
+            return connection.read_response()
+        except redis.ResponseError as exc:  # a whole error reply: the connection is fine
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
         except BaseException as exc:
-            if conn is not None:
-                conn.disconnect()  # reconnects on next use
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        return None if value is None else unpack_record(session_id, value)
+            if connection is not None:
+                connection.disconnect()  # reconnects on its next use
+            if isinstance(exc, redis.RedisError):
+                raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+            raise
 
-    store.get = get
+    store._command = command
     return app
 
 
 PATCHES: dict[str, Callable[[Any], Any]] = {
     "request-class": request_class,
-    "lean-get": lean_get,
-    "thread-conn": thread_conn_get,
+    "thread-conn": thread_conn,
 }
 
 
@@ -111,19 +93,29 @@ def patched(build: Callable[[str], Any], *names: str) -> Callable[[str], Any]:
 
 # name -> (label, variant in apps.VARIANTS, patches)
 WHATIFS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "bare-props+rc": (
+        "bare + 2 reified request properties + request class",
+        "bare-props",
+        ("request-class",),
+    ),
     "jeff-memory+rc": ("pyramid_jeff (memory) + request class", "jeff-memory", ("request-class",)),
     "jeff-redis+rc": ("pyramid_jeff (Redis) + request class", "jeff-redis", ("request-class",)),
-    "jeff-redis+rc+lean": (
-        "pyramid_jeff (Redis) + request class + lean HGET",
+    "jeff-redis+thread": (
+        "pyramid_jeff (Redis) + per-thread connection",
         "jeff-redis",
-        ("request-class", "lean-get"),
+        ("thread-conn",),
     ),
     "jeff-redis+rc+thread": (
-        "pyramid_jeff (Redis) + request class + per-thread connection HGET",
+        "pyramid_jeff (Redis) + request class + per-thread connection",
         "jeff-redis",
         ("request-class", "thread-conn"),
     ),
 }
+
+
+def variant_of(name: str) -> str:
+    """The apps.VARIANTS name a variant or what-if is built from."""
+    return WHATIFS[name][1] if name in WHATIFS else name
 
 
 def build(name: str, url: str) -> Any:
