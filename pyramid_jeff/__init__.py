@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pyramid.tweens import INGRESS
+from redis.exceptions import RedisClusterException, RedisError
 
 from .cookies import CookieProfile
 from .csrf import JeffCSRFStoragePolicy
@@ -62,7 +63,9 @@ def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionS
             key_prefix=settings.redis_key_prefix,
             cluster=settings.redis_cluster,
         )
-    except ValueError as exc:  # redis-py's verdict on a malformed URL
+    except (ValueError, RedisError, RedisClusterException) as exc:
+        # A malformed URL, or (Redis Cluster, which maps its slots when created) a cluster
+        # that cannot be reached at start-up.
         raise ConfigurationError(f"jeff.store: {exc} (got {settings.store!r})") from None
 
 
@@ -77,6 +80,7 @@ def includeme(config: Configurator) -> None:
     ``jeff.store`` (``memory://``)
         ``memory://`` (this process only), ``redis://host:port/db``, ``rediss://...``,
         ``unix:///path?db=0``, or the dotted name of a factory ``(settings) -> store``.
+        Timeouts and pool size come from the ``jeff.redis.*`` settings, never the URL.
     ``jeff.cookie_name`` (``jeff``)
         Gets the ``__Host-`` prefix when the cookie is Secure, Path=/ and has no Domain,
         else ``__Secure-`` when it is Secure.
@@ -115,7 +119,8 @@ def includeme(config: Configurator) -> None:
     ``jeff.redis.key_prefix`` (``jeff:``)
         Prefix of the Redis keys (no braces).
     ``jeff.redis.cluster`` (``false``)
-        Connect with ``redis.RedisCluster`` to the node named by ``jeff.store``.
+        Connect with ``redis.RedisCluster`` to the node named by a ``redis://`` or
+        ``rediss://`` ``jeff.store``; the cluster must answer at start-up.
     """
     raw_settings = config.get_settings()
     settings = parse_settings(raw_settings, config.maybe_dotted)

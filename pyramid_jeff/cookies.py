@@ -39,10 +39,11 @@ def find_cookie(header: str | None, name: str) -> str | _Missing | None:
     found: str | None = None
     for part in header.split(";"):
         cookie_name, sep, value = part.partition("=")
-        if sep and cookie_name.strip() == name:
+        # Only ASCII blanks: str.strip() would also drop Latin-1 ones such as \xa0.
+        if sep and cookie_name.strip(" \t") == name:
             if found is not None:
                 return DUPLICATED
-            found = value.strip()
+            found = value.strip(" \t")
     return found
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .credentials import Credential, key_digest, normalize_key
-from .session import MAX_USER_AGENT, Session, pack_meta, unpack_meta
+from .session import MAX_USER_AGENT, Session, pack_meta
 from .store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ class SessionManager:
     ) -> tuple[Session, Credential]:
         """Log ``key`` in: store a new session and return it with its credential.
 
-        ``replacing`` is the credential the browser carried: its session is ended in
-        the same atomic store operation when the key is the same (no fixation).
+        ``replacing`` is the credential the browser carried: its session is ended (no
+        fixation), in the same atomic store operation when the key is the same.
         Validation errors (``TypeError``/``ValueError``) are raised before any write.
         """
         text_key = normalize_key(key)
@@ -94,25 +94,23 @@ class SessionManager:
             expires_ms=now + self.max_age_ms,
             ip=ip or None,
             user_agent=(user_agent or "")[:MAX_USER_AGENT] or None,
-            meta=unpack_meta(packed_meta),
+            packed_meta=packed_meta,
             token_digest=credential.token_digest(),
         )
-        replace_id = replace_digest = None
-        if replacing is not None:
-            if replacing.key_digest == credential.key_digest:
-                replace_id, replace_digest = replacing.session_id, replacing.token_digest()
-            else:
-                self.end(replacing)
+        same_key = replacing is not None and replacing.key_digest == credential.key_digest
         self.store.create(
             credential.key_digest,
             session,
-            packed_meta,
             max_sessions=self.max_sessions,
             now_ms=now,
             idle_timeout_ms=self.idle_timeout_ms,
-            replace_id=replace_id,
-            replace_token_digest=replace_digest,
+            replace_id=replacing.session_id if replacing and same_key else None,
+            replace_token_digest=replacing.token_digest() if replacing and same_key else None,
         )
+        if replacing is not None and not same_key:
+            # Another key's session: a second write, after the new session exists, so an
+            # outage between the two never leaves the browser logged out.
+            self.end(replacing)
         return session, credential
 
     def verify(self, credential: Credential) -> Session | None:
@@ -134,17 +132,26 @@ class SessionManager:
         if not session.is_live(now, self.idle_timeout_ms):
             return None
         if now - session.last_seen_ms >= self.touch_interval_ms:
-            if not self.store.touch(credential.key_digest, session.id, now):
+            if not self.store.touch(
+                credential.key_digest, session.id, now, min_interval_ms=self.touch_interval_ms
+            ):
                 return None  # revoked between our read and our write
             session = session.seen_at(now)
         return session
 
     def end(self, credential: Credential) -> bool:
-        """End the session ``credential`` proves (logout); ``False`` if it was not live."""
-        session = self.verify(credential)
-        if session is None:
-            return False
-        return self.revoke(session.key, session.id)
+        """End the session ``credential`` proves (logout): one write, no read.
+
+        Only a session whose token digest matches is deleted, so a forged cookie naming
+        someone's public session id ends nothing. ``False`` if no live session ended.
+        """
+        return self.store.revoke(
+            credential.key_digest,
+            credential.session_id,
+            now_ms=self.clock(),
+            idle_timeout_ms=self.idle_timeout_ms,
+            token_digest=credential.token_digest(),
+        )
 
     def sessions(self, key: str | int) -> list[Session]:
         """Live sessions of ``key``, newest first."""

@@ -26,7 +26,6 @@ class MemoryStore:
         self,
         key_digest: str,
         session: Session,
-        packed_meta: bytes,
         *,
         max_sessions: int,
         now_ms: int,
@@ -61,13 +60,15 @@ class MemoryStore:
             sessions = self._sessions.get(key_digest)
             return None if sessions is None else sessions.get(session_id)
 
-    def touch(self, key_digest: str, session_id: str, last_seen_ms: int) -> bool:
+    def touch(
+        self, key_digest: str, session_id: str, last_seen_ms: int, *, min_interval_ms: int = 0
+    ) -> bool:
         with self._lock:
             sessions = self._sessions.get(key_digest)
             stored = None if sessions is None else sessions.get(session_id)
             if stored is None or sessions is None:
                 return False
-            if last_seen_ms > stored.last_seen_ms:
+            if last_seen_ms >= stored.last_seen_ms + max(min_interval_ms, 1):
                 sessions[session_id] = stored.seen_at(last_seen_ms)
             return True
 
@@ -76,14 +77,25 @@ class MemoryStore:
             return list(self._sessions.get(key_digest, {}).values())
 
     def revoke(
-        self, key_digest: str, session_id: str, *, now_ms: int, idle_timeout_ms: int
+        self,
+        key_digest: str,
+        session_id: str,
+        *,
+        now_ms: int,
+        idle_timeout_ms: int,
+        token_digest: bytes | None = None,
     ) -> bool:
         with self._lock:
             sessions = self._sessions.get(key_digest, {})
-            stored = sessions.pop(session_id, None)
+            stored = sessions.get(session_id)
+            if stored is None or (
+                token_digest is not None and stored.token_digest != token_digest
+            ):
+                return False
+            del sessions[session_id]
             if not sessions:
                 self._forget_key(key_digest)
-            return stored is not None and stored.is_live(now_ms, idle_timeout_ms)
+            return stored.is_live(now_ms, idle_timeout_ms)
 
     def revoke_all(
         self, key_digest: str, *, keep: str | None, now_ms: int, idle_timeout_ms: int

@@ -114,9 +114,8 @@ class JeffSecurityPolicy:
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
         """Log out: end the current session in the store and expire the cookie."""
         state = self.state(request)
-        session = state.load(self.manager)
-        if session is not None:
-            self.manager.revoke(session.key, session.id)
+        if state.credential is not None:
+            self.manager.end(state.credential)
         state.replace(None, None)
         request.__dict__.pop("jeff_session", None)
         headers = [self.cookie.expire_header()]

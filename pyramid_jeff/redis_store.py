@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from .errors import StoreUnavailable
@@ -27,11 +28,15 @@ from .session import Session, pack_record, unpack_record
 log = logging.getLogger(__name__)
 
 # Lua shared by the scripts. Record items: [1]=version [2]=created [3]=last_seen
-# [4]=expires [5]=token digest. pcall: an undecodable record counts as dead.
+# [4]=expires [5]=token digest. A record of any other shape (another application's data
+# under the same prefix, a corrupt value) counts as dead instead of failing the script.
 _LIVE = """
 local function decode(value)
-  local ok, record = pcall(cmsgpack.unpack, value)
-  if ok and type(record) == 'table' then return record end
+  local ok, r = pcall(cmsgpack.unpack, value)
+  if ok and type(r) == 'table' and type(r[2]) == 'number' and type(r[3]) == 'number'
+      and type(r[4]) == 'number' and type(r[5]) == 'string' then
+    return r
+  end
   return nil
 end
 local function live(record, now, idle)
@@ -81,27 +86,33 @@ return evicted
 """
 )
 
-# KEYS[1]=hash; ARGV: session id, last seen ms. Update-only: a revoked session stays dead.
-_TOUCH = """
-local value = redis.call('HGET', KEYS[1], ARGV[1])
-if not value then return 0 end
-local record = cmsgpack.unpack(value)
+# KEYS[1]=hash; ARGV: session id, last seen ms, min interval ms. Update-only: a revoked
+# session stays dead; of concurrent refreshes of one session, only the first writes.
+_TOUCH = (
+    _LIVE
+    + """
+local record = decode(redis.call('HGET', KEYS[1], ARGV[1]) or '')
+if record == nil then return 0 end
 local seen = tonumber(ARGV[2])
-if seen > record[3] then
+if seen >= record[3] + math.max(tonumber(ARGV[3]), 1) then
   record[3] = seen
   redis.call('HSET', KEYS[1], ARGV[1], cmsgpack.pack(record))
 end
 return 1
 """
+)
 
-# KEYS[1]=hash; ARGV: session id, now, idle ms. Returns 1 if a live session was ended.
+# KEYS[1]=hash; ARGV: session id, now, idle ms, token digest ('' for any). Returns 1 if
+# a live session was ended.
 _REVOKE = (
     _LIVE
     + """
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then return 0 end
+local record = decode(value)
+if ARGV[4] ~= '' and (record == nil or record[5] ~= ARGV[4]) then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-if live(decode(value), tonumber(ARGV[2]), tonumber(ARGV[3])) then return 1 end
+if live(record, tonumber(ARGV[2]), tonumber(ARGV[3])) then return 1 end
 return 0
 """
 )
@@ -125,7 +136,7 @@ return ended
 )
 
 
-def _unavailable(exc: redis.RedisError) -> StoreUnavailable:
+def _unavailable(exc: Exception) -> StoreUnavailable:
     # Connection refused, timeouts, READONLY replicas, LOADING, OOM: the store cannot
     # answer now. Never treated as "no session".
     return StoreUnavailable(f"redis: {type(exc).__name__}: {exc}")
@@ -210,7 +221,7 @@ class RedisStore:
     def _call_cluster(self, method: Any, *args: Any) -> Any:
         try:
             return method(*args)
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise _unavailable(exc) from exc
 
     def _command(self, *args: Any) -> Any:
@@ -247,7 +258,6 @@ class RedisStore:
         self,
         key_digest: str,
         session: Session,
-        packed_meta: bytes,
         *,
         max_sessions: int,
         now_ms: int,
@@ -258,7 +268,7 @@ class RedisStore:
 
         args = [
             session.id,
-            pack_record(session, packed_meta),
+            pack_record(session),
             now_ms,
             idle_timeout_ms,
             max_sessions,
@@ -274,8 +284,11 @@ class RedisStore:
             return None
         return unpack_record(session_id, value)
 
-    def touch(self, key_digest: str, session_id: str, last_seen_ms: int) -> bool:
-        return bool(self._run(self._touch, self.hash_key(key_digest), session_id, last_seen_ms))
+    def touch(
+        self, key_digest: str, session_id: str, last_seen_ms: int, *, min_interval_ms: int = 0
+    ) -> bool:
+        hash_key = self.hash_key(key_digest)
+        return bool(self._run(self._touch, hash_key, session_id, last_seen_ms, min_interval_ms))
 
     def list(self, key_digest: str) -> list[Session]:
         reply = self._command("HGETALL", self.hash_key(key_digest))
@@ -290,10 +303,17 @@ class RedisStore:
         return sessions
 
     def revoke(
-        self, key_digest: str, session_id: str, *, now_ms: int, idle_timeout_ms: int
+        self,
+        key_digest: str,
+        session_id: str,
+        *,
+        now_ms: int,
+        idle_timeout_ms: int,
+        token_digest: bytes | None = None,
     ) -> bool:
         hash_key = self.hash_key(key_digest)
-        return bool(self._run(self._revoke, hash_key, session_id, now_ms, idle_timeout_ms))
+        args = (session_id, now_ms, idle_timeout_ms, token_digest or b"")
+        return bool(self._run(self._revoke, hash_key, *args))
 
     def revoke_all(
         self, key_digest: str, *, keep: str | None, now_ms: int, idle_timeout_ms: int

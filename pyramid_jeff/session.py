@@ -39,7 +39,8 @@ class Session:
 
     ``id`` is a public handle (safe to show and to put in a form; useless as a
     credential). Times are kept to the millisecond; the ``*_at`` properties give aware
-    UTC datetimes. ``meta`` is the read-only dict given to ``remember()``.
+    UTC datetimes. ``meta`` is the read-only dict given to ``remember()``; it is kept
+    packed, so a request that does not look at it does not pay for decoding it.
     """
 
     key: str
@@ -49,8 +50,13 @@ class Session:
     expires_ms: int
     ip: str | None = None
     user_agent: str | None = None
-    meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY_META, compare=False)
+    packed_meta: bytes = field(default=_PACKED_EMPTY_META, repr=False, compare=False)
     token_digest: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """The dict given to ``remember()``: a fresh read-only copy at every access."""
+        return unpack_meta(self.packed_meta)
 
     @property
     def created_at(self) -> datetime:
@@ -95,7 +101,7 @@ def unpack_meta(packed: bytes) -> Mapping[str, Any]:
     return types.MappingProxyType(msgpack.unpackb(packed, strict_map_key=False))
 
 
-def pack_record(session: Session, packed_meta: bytes) -> bytes:
+def pack_record(session: Session) -> bytes:
     record = [
         RECORD_VERSION,
         session.created_ms,
@@ -105,7 +111,7 @@ def pack_record(session: Session, packed_meta: bytes) -> bytes:
         session.key.encode("utf-8"),
         (session.ip or "").encode("utf-8"),
         (session.user_agent or "").encode("utf-8"),
-        packed_meta,
+        session.packed_meta,
     ]
     packed: bytes = msgpack.packb(record, use_bin_type=False)
     return packed
@@ -126,7 +132,7 @@ def unpack_record(session_id: str, data: bytes) -> Session:
             expires_ms=int(expires),
             ip=ip.decode("utf-8") or None,
             user_agent=agent.decode("utf-8") or None,
-            meta=unpack_meta(meta),
+            packed_meta=bytes(meta),
             token_digest=bytes(digest),
         )
     except ValueError:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, falsey, truthy
@@ -117,12 +117,46 @@ def _callable(key: str, value: object, maybe_dotted: Callable[[Any], Any]) -> Ca
     return cast(Callable[..., Any], resolved)
 
 
+# URL options that would override the bounded jeff.redis.* settings.
+_URL_OPTIONS_REFUSED = frozenset(
+    {
+        "socket_timeout",
+        "socket_connect_timeout",
+        "timeout",
+        "max_connections",
+        "retry_on_timeout",
+        "retry_on_error",
+        "socket_keepalive",
+    }
+)
+
+
+def _check_redis_url(text: str) -> None:
+    parts = urlsplit(text)
+    options = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    refused = sorted(options & _URL_OPTIONS_REFUSED)
+    if refused:
+        raise _fail(
+            "jeff.store",
+            f"set {', '.join(refused)} with the jeff.redis.* settings, not in the URL",
+            text,
+        )
+    database = parts.path if parts.scheme != "unix" else ""
+    if database not in ("", "/") and not database[1:].isdigit():
+        raise _fail("jeff.store", "the database must be a number, as in redis://host:6379/0", text)
+    db_option = dict(parse_qsl(parts.query)).get("db")
+    if db_option is not None and not db_option.isdigit():
+        raise _fail("jeff.store", "the db option must be a number", text)
+
+
 def _store(value: object, maybe_dotted: Callable[[Any], Any]) -> str | Callable[..., Any]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith(_STORE_SCHEMES):
             if text.startswith("memory://") and text != "memory://":
                 raise _fail("jeff.store", "memory:// takes no address or options", value)
+            if not text.startswith("memory://"):
+                _check_redis_url(text)
             return text
         if "://" in text:
             raise _fail("jeff.store", "expected memory://, redis://, rediss:// or unix://", value)
@@ -175,6 +209,12 @@ def parse_settings(
     take("jeff.redis.key_prefix", _key_prefix)
     take("jeff.redis.cluster", _bool)
     parsed = JeffSettings(**values)
+    if parsed.redis_cluster and not (
+        isinstance(parsed.store, str) and parsed.store.startswith(("redis://", "rediss://"))
+    ):
+        raise ConfigurationError(
+            "jeff.redis.cluster: a cluster is reached by a redis:// or rediss:// jeff.store URL"
+        )
     if parsed.cookie_samesite == "None" and not parsed.cookie_secure:
         raise ConfigurationError(
             "jeff.cookie_samesite: None requires jeff.cookie_secure = true "

@@ -21,7 +21,6 @@ class SessionStore(Protocol):
         self,
         key_digest: str,
         session: Session,
-        packed_meta: bytes,
         *,
         max_sessions: int,
         now_ms: int,
@@ -44,8 +43,12 @@ class SessionStore(Protocol):
         """The stored session, dead or alive, or ``None``: one read."""
         ...
 
-    def touch(self, key_digest: str, session_id: str, last_seen_ms: int) -> bool:
-        """Raise ``last_seen`` of an existing session; never create one. ``False`` if gone."""
+    def touch(
+        self, key_digest: str, session_id: str, last_seen_ms: int, *, min_interval_ms: int = 0
+    ) -> bool:
+        """Set ``last_seen`` of an existing session to ``last_seen_ms`` if that is at least
+        ``min_interval_ms`` later than the stored one (so concurrent requests write once);
+        never create a session. ``False`` if the session is gone."""
         ...
 
     def list(self, key_digest: str) -> list[Session]:
@@ -53,9 +56,16 @@ class SessionStore(Protocol):
         ...
 
     def revoke(
-        self, key_digest: str, session_id: str, *, now_ms: int, idle_timeout_ms: int
+        self,
+        key_digest: str,
+        session_id: str,
+        *,
+        now_ms: int,
+        idle_timeout_ms: int,
+        token_digest: bytes | None = None,
     ) -> bool:
-        """Delete one session; ``True`` if it was live."""
+        """Delete one session; ``True`` if it was live. With ``token_digest``, only if the
+        session's token digest is that one (a logout or rotation proves possession)."""
         ...
 
     def revoke_all(

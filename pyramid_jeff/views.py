@@ -14,6 +14,8 @@ from pyramid.httpexceptions import (
 )
 
 from .errors import StoreUnavailable
+from .redirects import safe_return_path
+from .request import STATE_KEY, RequestState
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -51,6 +53,10 @@ class ForbiddenView:
         if request.method not in ("GET", "HEAD"):
             # Coming back to a POST-only URL with a GET would fail: just log in.
             return HTTPSeeOther(location=self.login_url)
+        # A catch-all route can be reached at //evil.com/x: such a path is not carried.
+        # (The query is the login view's to check, with safe_return_path, on the way back.)
+        if not safe_return_path(request.path, default=""):
+            return HTTPSeeOther(location=self.login_url)
         separator = "&" if "?" in self.login_url else "?"
         location = f"{self.login_url}{separator}{urlencode({'next': request.path_qs})}"
         return HTTPSeeOther(location=location)
@@ -58,6 +64,9 @@ class ForbiddenView:
 
 def store_unavailable_response(request: Request, exc: StoreUnavailable) -> Response:
     log.error("session store unavailable (%s %s): %s", request.method, request.path, exc)
+    state: RequestState | None = request.environ.get(STATE_KEY)
+    if state is not None:
+        state.error = exc  # whatever call failed, the tween now writes nothing
     response = HTTPServiceUnavailable(
         detail="The session store is unavailable; please try again shortly."
     )

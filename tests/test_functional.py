@@ -379,3 +379,22 @@ def test_reasonable_keys_are_accepted(app: JeffTestApp) -> None:
     for key in ("user::a@example.com", "*?[glob]{brace}:", "caf\u00e9", "x" * 512, "\U0001f600"):
         app.manager.create(key)
         assert len(app.manager.sessions(key)) == 1
+
+
+def test_a_scheme_relative_path_is_never_put_in_next(store_url: str) -> None:
+    from pyramid.config import Configurator
+    from pyramid.response import Response
+
+    from .app import Root
+
+    config = Configurator(
+        settings={"jeff.store": store_url, "jeff.login_url": "/login"}, root_factory=Root
+    )
+    config.include("pyramid_jeff")
+    config.add_route("anything", "/*rest")
+    config.add_view(lambda request: Response("x"), route_name="anything", permission="view")
+    app = webtest.TestApp(config.make_wsgi_app())
+    response = app.get("//evil.example/x", status=303)
+    assert response.location == "http://localhost/login"
+    response = app.get("/fine/x?q=1", status=303)
+    assert response.location == "http://localhost/login?next=%2Ffine%2Fx%3Fq%3D1"

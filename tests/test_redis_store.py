@@ -169,10 +169,10 @@ def test_a_touch_never_resurrects_a_revoked_session(app: JeffTestApp, redis_clie
     store = app.manager.store
     real_touch = store.touch
 
-    def touch_after_revoke(*args: Any) -> bool:
+    def touch_after_revoke(*args: Any, **kwargs: Any) -> bool:
         # A slow request: the revoke lands between its read and its refresh.
         app.manager.revoke("bob@example.com", session.id)
-        return real_touch(*args)
+        return real_touch(*args, **kwargs)
 
     store.touch = touch_after_revoke  # type: ignore[method-assign]
     clock.advance(61)
@@ -339,3 +339,40 @@ def test_unix_socket_urls(tmp_path: Path) -> None:
         assert redis.Redis(unix_socket_path=str(socket_path), db=3).dbsize() == 1
     finally:
         server.stop()
+
+
+def test_a_foreign_record_does_not_break_the_key(app: JeffTestApp, redis_client: Any) -> None:
+    """Data of another shape under our prefix counts as a dead session, never as an error."""
+    import msgpack
+
+    app.manager.max_sessions = 2
+    session, credential = app.manager.create("bob@example.com")
+    hash_key = app.manager.store.hash_key(key_digest("bob@example.com"))  # type: ignore[attr-defined]
+    redis_client.hset(hash_key, "foreign", msgpack.packb({"not": "ours"}))
+    redis_client.hset(hash_key, "garbage", b"\xc1\xc1")
+    assert [s.id for s in app.manager.sessions("bob@example.com")] == [session.id]
+    app.manager.create("bob@example.com")  # past max_sessions: the eviction script runs
+    assert redis_client.hexists(hash_key, "foreign") == 0  # pruned as dead
+    assert app.manager.revoke_all("bob@example.com") == 2
+    assert redis_client.exists(hash_key) == 0
+    assert app.manager.verify(credential) is None
+
+
+def test_concurrent_refreshes_write_once(redis_url: str, redis_client: Any) -> None:
+    clock = Clock()
+    store = RedisStore.from_url(redis_url)
+    manager = SessionManager(store, clock=clock)
+    _, credential = manager.create("bob@example.com")
+    store.load_scripts()
+    clock.advance(61)
+    with Commands(redis_client) as refresh:
+        # Five requests that all read the stale last_seen before any of them refreshed it.
+        for _ in range(5):
+            store.touch(
+                credential.key_digest,
+                credential.session_id,
+                clock.now,
+                min_interval_ms=manager.touch_interval_ms,
+            )
+    assert refresh.counts["evalsha"] == 5
+    assert refresh.counts["hset"] == 1

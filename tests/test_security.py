@@ -197,3 +197,92 @@ def test_forbidden_redirect_carries_only_a_relative_next(app: JeffTestApp) -> No
     assert "next=%2Fprotected" in response.location
     response = app.get("//evil.example/protected", status="*")
     assert "evil.example" not in response.headers.get("Location", "").split("next=")[-1][:20]
+
+
+def test_login_as_another_key_ends_the_old_session_without_a_read(app: JeffTestApp) -> None:
+    old = login_cookie(app, "mallory@example.com")
+    counting = CountingStore(app.manager.store)
+    app.manager.store = counting  # type: ignore[assignment]
+    app.reset()
+    app.post(
+        "/login",
+        {"key": "victim@example.com"},
+        extra_environ={"HTTP_COOKIE": f"{COOKIE}={old}"},
+        status=303,
+    )
+    assert counting.calls == {"create": 1, "revoke": 1}
+    assert app.manager.sessions("mallory@example.com") == []
+
+
+def test_a_failed_login_never_logs_the_browser_out(app: JeffTestApp) -> None:
+    from pyramid_jeff import StoreUnavailable
+
+    old = login_cookie(app, "mallory@example.com")
+    store = app.manager.store
+
+    class FailingCreate:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def create(self, *args: Any, **kwargs: Any) -> int:
+            raise StoreUnavailable("down")
+
+    app.manager.store = FailingCreate()  # type: ignore[assignment]
+    app.reset()
+    response = app.post(
+        "/login",
+        {"key": "victim@example.com"},
+        extra_environ={"HTTP_COOKIE": f"{COOKIE}={old}"},
+        status=503,
+    )
+    assert "Set-Cookie" not in response.headers
+    app.manager.store = store
+    assert get_with_cookie_header(app, f"{COOKIE}={old}").text == "hello mallory@example.com"
+
+
+def test_a_forged_logout_ends_nothing(app: JeffTestApp) -> None:
+    value = login_cookie(app)
+    digest, session_id, _ = value.split(".")
+    forged = f"{digest}.{session_id}." + "A" * 43
+    app.reset()
+    app.post("/logout", extra_environ={"HTTP_COOKIE": f"{COOKIE}={forged}"}, status=303)
+    assert get_with_cookie_header(app, f"{COOKIE}={value}").text == "hello bob@example.com"
+
+
+def test_no_cookie_is_written_with_a_503(make_app: AppFactory) -> None:
+    """A dead cookie is normally expired, but not when the response is a store outage."""
+    from pyramid.config import Configurator
+
+    from pyramid_jeff import StoreUnavailable
+
+    base = make_app()
+    config = Configurator(settings=base.app.registry.settings)
+    config.include("pyramid_jeff")
+
+    def view(request: Any) -> Any:
+        assert request.jeff_session is None  # the cookie named a dead session
+        raise StoreUnavailable("the store went away mid-request")
+
+    config.add_route("fails", "/fails")
+    config.add_view(view, route_name="fails")
+    import webtest
+
+    app = webtest.TestApp(config.make_wsgi_app(), extra_environ=dict(base.extra_environ))
+    dead = "A" * 22 + "." + "B" * 22 + "." + "C" * 43
+    response = app.get("/fails", extra_environ={"HTTP_COOKIE": f"{COOKIE}={dead}"}, status=503)
+    assert "Set-Cookie" not in response.headers
+
+
+def test_latin1_blanks_around_our_cookie_are_not_ignored(app: JeffTestApp) -> None:
+    value = login_cookie(app)
+    for header in (f"{COOKIE}=\xa0{value}", f"{COOKIE}={value}\x85", f"\xa0{COOKIE}={value}"):
+        assert get_with_cookie_header(app, header).text == "anonymous"
+    assert get_with_cookie_header(app, f" {COOKIE}={value} ").text == "hello bob@example.com"
+
+
+def test_meta_cannot_be_changed_through_a_session(app: JeffTestApp) -> None:
+    app.manager.create("bob@example.com", meta={"roles": ["user"]})
+    (session,) = app.manager.sessions("bob@example.com")
+    session.meta["roles"].append("admin")
+    (again,) = app.manager.sessions("bob@example.com")
+    assert again.meta == {"roles": ["user"]}

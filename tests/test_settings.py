@@ -167,3 +167,32 @@ def test_store_factory_by_dotted_name() -> None:
 def test_malformed_redis_url_names_the_key() -> None:
     with pytest.raises(ConfigurationError, match=r"jeff\.store"):
         configure(**{"jeff.store": "redis://localhost:notaport/0"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost:6379/0?socket_timeout=100000",
+        "redis://localhost:6379/0?timeout=99",
+        "redis://localhost:6379/0?max_connections=100000",
+        "redis://localhost:6379/abc",
+        "unix:///run/redis.sock?db=x",
+    ],
+)
+def test_redis_urls_cannot_override_the_bounded_settings(url: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"jeff\.store"):
+        configure(**{"jeff.store": url})
+
+
+def test_cluster_needs_a_redis_url() -> None:
+    with pytest.raises(ConfigurationError, match=r"jeff\.redis\.cluster"):
+        configure(**{"jeff.store": "unix:///run/redis.sock", "jeff.redis.cluster": "true"})
+    with pytest.raises(ConfigurationError, match=r"jeff\.store"):
+        # Nothing listens there: a cluster client cannot map its slots.
+        configure(
+            **{
+                "jeff.store": "redis://127.0.0.1:1/0",
+                "jeff.redis.cluster": "true",
+                "jeff.redis.socket_connect_timeout": "0.2",
+            }
+        )
