@@ -98,14 +98,15 @@ class SessionManager:
             token_digest=credential.token_digest(),
         )
         same_key = replacing is not None and replacing.key_digest == credential.key_digest
+        replaced = replacing if same_key else None
         self.store.create(
             credential.key_digest,
             session,
             max_sessions=self.max_sessions,
             now_ms=now,
             idle_timeout_ms=self.idle_timeout_ms,
-            replace_id=replacing.session_id if replacing and same_key else None,
-            replace_token_digest=replacing.token_digest() if replacing and same_key else None,
+            replace_id=replaced.session_id if replaced else None,
+            replace_token_digest=replaced.token_digest() if replaced else None,
         )
         if replacing is not None and not same_key:
             # Another key's session: a second write, after the new session exists, so an

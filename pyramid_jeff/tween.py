@@ -36,12 +36,8 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
             _keep_private(response)
         if state.error is not None:
             return response  # never write anything we could not check
-        if (
-            state.loaded
-            and state.cookie_present
-            and not state.cookie_written
-            and (state.session is None)
-        ):
+        dead_cookie = state.loaded and state.cookie_present and state.session is None
+        if dead_cookie and not state.cookie_written:
             # The cookie named a dead, revoked or unreadable session: stop the browser
             # from sending it on every request.
             response.headerlist.append(state.cookie.expire_header())

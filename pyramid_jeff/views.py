@@ -50,12 +50,10 @@ class ForbiddenView:
             return HTTPUnauthorized()
         if request.path == self.login_path:
             return exc  # the login page itself is forbidden: a redirect would loop
-        if request.method not in ("GET", "HEAD"):
-            # Coming back to a POST-only URL with a GET would fail: just log in.
-            return HTTPSeeOther(location=self.login_url)
-        # A catch-all route can be reached at //evil.com/x: such a path is not carried.
-        # (The query is the login view's to check, with safe_return_path, on the way back.)
-        if not safe_return_path(request.path, default=""):
+        # No `next` for a POST-only URL (coming back with a GET would fail) nor for a path
+        # a catch-all route met at //evil.com/x. The query is the login view's to check,
+        # with safe_return_path, on the way back.
+        if request.method not in ("GET", "HEAD") or not safe_return_path(request.path, ""):
             return HTTPSeeOther(location=self.login_url)
         separator = "&" if "?" in self.login_url else "?"
         location = f"{self.login_url}{separator}{urlencode({'next': request.path_qs})}"
