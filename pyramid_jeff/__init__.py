@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pyramid.config.predicates import DEFAULT_PHASH
+from pyramid.httpexceptions import HTTPForbidden
+from pyramid.interfaces import IExceptionViewClassifier, IMultiView, IRequest, ISecuredView, IView
 from pyramid.tweens import INGRESS
 from redis.exceptions import RedisClusterException, RedisError
+from zope.interface import implementedBy
 
 from .cookies import CookieProfile
+from .credentials import Credential
 from .csrf import JeffCSRFStoragePolicy
 from .errors import StoreUnavailable
 from .manager import SessionManager
@@ -22,12 +27,13 @@ from .views import ForbiddenView, store_unavailable_view
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
+    from pyramid.registry import Registry
     from pyramid.request import Request
 
 __all__ = [
+    "Credential",
     "JeffCSRFStoragePolicy",
     "JeffSecurityPolicy",
-    "JeffSettings",
     "MemoryStore",
     "RedisStore",
     "Session",
@@ -35,7 +41,6 @@ __all__ = [
     "SessionStore",
     "StoreUnavailable",
     "includeme",
-    "make_store",
     "safe_return_path",
 ]
 
@@ -69,6 +74,34 @@ def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionS
         raise ConfigurationError(f"jeff.store: {exc} (got {settings.store!r})") from None
 
 
+# After every ordinary configuration action (Pyramid's latest phase is order 0).
+DEFAULT_FORBIDDEN_VIEW_ORDER = 1000
+
+
+def _has_forbidden_view(registry: Registry) -> bool:
+    """Whether the application registered a forbidden view without predicates."""
+    required = (IExceptionViewClassifier, IRequest, implementedBy(HTTPForbidden))
+    for view_type in (IView, ISecuredView, IMultiView):
+        view = registry.adapters.registered(required, view_type, "")
+        if view is None:
+            continue
+        if IMultiView.providedBy(view):
+            return any(phash == DEFAULT_PHASH for _, _, phash in view.views)
+        return bool(getattr(view, "__phash__", DEFAULT_PHASH) == DEFAULT_PHASH)
+    return False
+
+
+def _add_default_forbidden_view(config: Configurator, view: ForbiddenView) -> None:
+    if _has_forbidden_view(config.registry):
+        return
+    # Executed while the configuration commits, so the view is registered at once.
+    from pyramid.config import Configurator
+
+    Configurator(
+        registry=config.registry, package=config.package, autocommit=True
+    ).add_forbidden_view(view)
+
+
 def includeme(config: Configurator) -> None:
     """Activate pyramid_jeff: ``config.include("pyramid_jeff")``.
 
@@ -91,12 +124,15 @@ def includeme(config: Configurator) -> None:
     ``jeff.cookie_domain`` (unset: host-only) and ``jeff.cookie_path`` (``/``)
     ``jeff.max_age`` (``2592000``, 30 days)
         Absolute lifetime of a session in seconds (at most 400 days); also the cookie's
-        ``Max-Age``.
+        ``Max-Age``. ``remember(request, key, max_age=...)`` chooses it per login.
+    ``jeff.persistent`` (``true``)
+        Default of ``remember(..., persistent=...)``: ``false`` gives browser-session
+        cookies (no ``Max-Age``); the server still ends the session at its max age.
     ``jeff.idle_timeout`` (``0``, off)
         Seconds without a request after which a session is dead. ``last_seen`` is
         refreshed at most once a minute, or every quarter of the idle timeout if less.
     ``jeff.max_sessions`` (``32``)
-        Sessions one key may hold (1 to 100000); a login past it ends the oldest.
+        Sessions one key may hold (1 to 1000); a login past it ends the oldest.
     ``jeff.login_url`` (``/``)
         Where anonymous requests to a forbidden view are sent, with ``next=<path>``.
     ``jeff.redirect`` (unset)
@@ -152,6 +188,7 @@ def includeme(config: Configurator) -> None:
         groupfinder=settings.groupfinder,
         identity_loader=settings.identity_loader,
         csrf_cookie=csrf_cookie,
+        persistent=settings.persistent,
     )
     config.set_security_policy(policy)
     if csrf_cookie is not None:
@@ -166,7 +203,14 @@ def includeme(config: Configurator) -> None:
     config.add_request_method(jeff_session, "jeff_session", reify=True)
     config.add_request_method(jeff, "jeff", reify=True)
     config.add_tween("pyramid_jeff.tween.jeff_tween_factory", under=INGRESS)
-    config.add_forbidden_view(ForbiddenView(settings.login_url))
+    # Our forbidden view is a default: registered once the whole configuration is known,
+    # and only where the application registered no forbidden view of its own (in
+    # main, in a module it includes before or after us, or by a scan).
+    config.action(
+        ("pyramid_jeff", "default forbidden view"),
+        lambda: _add_default_forbidden_view(config, ForbiddenView(settings.login_url)),
+        order=DEFAULT_FORBIDDEN_VIEW_ORDER,
+    )
     if settings.redirect is not None:
         config.add_forbidden_view(settings.redirect, is_authenticated=False)
     config.add_exception_view(store_unavailable_view, context=StoreUnavailable)

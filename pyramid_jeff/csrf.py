@@ -51,7 +51,7 @@ class JeffCSRFStoragePolicy:
         if session_token is not None:
             return session_token
         token = secrets.token_urlsafe(32)
-        request.environ[_NEW_TOKEN_KEY] = token
+        request.__dict__[_NEW_TOKEN_KEY] = token
 
         def set_cookie(request: Request, response: Response) -> None:
             response.headerlist.append(self.cookie.set_header(token, None))
@@ -72,7 +72,7 @@ class JeffCSRFStoragePolicy:
         session_token = self._session_token(request)
         if session_token is not None:
             return session_token
-        new_token: str | None = request.environ.get(_NEW_TOKEN_KEY)
+        new_token: str | None = request.__dict__.get(_NEW_TOKEN_KEY)
         if new_token is not None:
             return new_token
         value = find_cookie(request.environ.get("HTTP_COOKIE"), self.cookie.name)

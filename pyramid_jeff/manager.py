@@ -22,6 +22,18 @@ DEFAULT_MAX_SESSIONS = 32
 MAX_TOUCH_INTERVAL_MS = 60_000
 
 
+MAX_LIFETIME = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
+
+
+def check_max_age(max_age: object) -> int:
+    """A session lifetime in whole seconds, 1 to 400 days; else ``TypeError``/``ValueError``."""
+    if isinstance(max_age, bool) or not isinstance(max_age, int):
+        raise TypeError(f"max_age must be an int of seconds, not {type(max_age).__name__}")
+    if not 1 <= max_age <= MAX_LIFETIME:
+        raise ValueError(f"max_age must be from 1 to {MAX_LIFETIME} seconds, not {max_age}")
+    return max_age
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -75,14 +87,19 @@ class SessionManager:
         ip: str | None = None,
         user_agent: str | None = None,
         replacing: Credential | None = None,
+        max_age: int | None = None,
     ) -> tuple[Session, Credential]:
         """Log ``key`` in: store a new session and return it with its credential.
+
+        ``max_age`` (seconds) is this session's absolute lifetime, default
+        :attr:`max_age`.
 
         ``replacing`` is the credential the browser carried: its session is ended (no
         fixation), in the same atomic store operation when the key is the same.
         Validation errors (``TypeError``/``ValueError``) are raised before any write.
         """
         text_key = normalize_key(key)
+        lifetime_ms = self.max_age_ms if max_age is None else check_max_age(max_age) * 1000
         packed_meta = pack_meta(meta)
         credential = Credential.mint(text_key)
         now = self.clock()
@@ -91,7 +108,7 @@ class SessionManager:
             id=credential.session_id,
             created_ms=now,
             last_seen_ms=now,
-            expires_ms=now + self.max_age_ms,
+            expires_ms=now + lifetime_ms,
             ip=ip or None,
             user_agent=(user_agent or "")[:MAX_USER_AGENT] or None,
             packed_meta=packed_meta,

@@ -3,24 +3,72 @@
 For development, tests and single-process deployments: sessions vanish on restart and
 are not shared between worker processes (use Redis for that). Same semantics as the
 Redis store, under one lock.
+
+Dead sessions (past their absolute lifetime or their idle timeout) are dropped a few at
+a time, so that abandoned logins cannot grow the process without bound and no request
+ever waits for a sweep of the whole store. Each key is filed under the second in which
+one of its sessions may first die (a bucket; a heap orders the buckets); each write takes
+keys only from buckets that are due, and examines at most :data:`SWEEP_BATCH` keys and
+sessions. Filings are never moved: a refresh of ``last_seen`` only makes one early (the
+key is examined and filed again under its new time), and a filing that no longer
+matches :attr:`MemoryStore._due` is skipped.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
+from typing import Any
 
 from .session import Session
 
-SWEEP_INTERVAL_MS = 60_000
+# The most filings and sessions one write examines while sweeping: it bounds how long a
+# sweep holds the lock (well under a millisecond). Each write adds at most one session
+# and can drop hundreds of dead ones, so the dead cannot outgrow the live for long.
+SWEEP_BATCH = 512
+# Bucket width: a dead session is dropped at most this long after it died (liveness
+# itself is always decided on read, to the millisecond). Buckets make the heap hold one
+# int per second instead of one entry per key: popping a key is then a list pop.
+BUCKET_MS = 1000
+# Stale filings tolerated before the buckets are rebuilt from ``_due`` (amortised O(1)
+# per filing; they only appear when a key's due time moves earlier, e.g. a login with a
+# shorter ``max_age`` than the key's other sessions).
+_COMPACT_SLACK = 4096
+
+# What a sweep removed (sessions and emptied dicts), freed once the lock is released.
+_Garbage = list[Any]
+
+
+def _death_ms(session: Session, idle_ms: int) -> int:
+    """When ``session`` stops being live with idle timeout ``idle_ms``, unless touched."""
+    if idle_ms and session.last_seen_ms + idle_ms < session.expires_ms:
+        return session.last_seen_ms + idle_ms
+    return session.expires_ms
+
+
+def _bucket(due_ms: int) -> int:
+    # Rounded up, so that every key in a bucket that is due is itself due.
+    return -(-due_ms // BUCKET_MS)
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sessions: dict[str, dict[str, Session]] = {}
-        # Per key, when its last absolute expiry passes (what a Redis key TTL does).
-        self._key_expires: dict[str, int] = {}
-        self._next_sweep = 0
+        # Per key, the idle timeout its sessions are swept with: the most lenient one
+        # that created them (0: none), so a sweep never drops a session that some
+        # manager sharing this store still counts as live.
+        self._idle_ms: dict[str, int] = {}
+        # Per key, the bucket it is filed under; kept after the key's last session is
+        # revoked (until that bucket comes due), so logging in and out files nothing.
+        self._due: dict[str, int] = {}
+        # Bucket -> keys filed there (a filing is valid only while it equals
+        # ``_due[key]``), and a heap of the buckets, earliest first.
+        self._buckets: dict[int, list[str]] = {}
+        self._bucket_heap: list[int] = []
+        self._filings = 0  # valid and stale filings in all buckets
+        self.swept = 0  # dead sessions dropped by sweeps (never a live one)
+        self.examined = 0  # filings and sessions the sweeps looked at
 
     def create(
         self,
@@ -35,8 +83,10 @@ class MemoryStore:
     ) -> int:
         evicted = 0
         with self._lock:
-            self._sweep_if_due(now_ms)
-            sessions = self._sessions.setdefault(key_digest, {})
+            garbage = self._sweep(now_ms)
+            sessions = self._sessions.get(key_digest)
+            if sessions is None:
+                sessions = self._sessions[key_digest] = {}
             if replace_id is not None:
                 old = sessions.get(replace_id)
                 if old is not None and old.token_digest == replace_token_digest:
@@ -51,8 +101,9 @@ class MemoryStore:
                         del sessions[victim.id]
                         evicted += 1
             sessions[session.id] = session
-            if session.expires_ms > self._key_expires.get(key_digest, 0):
-                self._key_expires[key_digest] = session.expires_ms
+            idle_ms = self._merge_idle(key_digest, idle_timeout_ms)
+            self._schedule(key_digest, _death_ms(session, idle_ms))
+        del garbage  # freed here, outside the lock
         return evicted
 
     def get(self, key_digest: str, session_id: str) -> Session | None:
@@ -63,10 +114,13 @@ class MemoryStore:
     def touch(
         self, key_digest: str, session_id: str, last_seen_ms: int, *, min_interval_ms: int = 0
     ) -> bool:
+        # No sweep here: ``last_seen_ms`` is a value to store, not a clock to trust.
         with self._lock:
             sessions = self._sessions.get(key_digest)
-            stored = None if sessions is None else sessions.get(session_id)
-            if stored is None or sessions is None:
+            if sessions is None:
+                return False
+            stored = sessions.get(session_id)
+            if stored is None:
                 return False
             if last_seen_ms >= stored.last_seen_ms + max(min_interval_ms, 1):
                 sessions[session_id] = stored.seen_at(last_seen_ms)
@@ -86,6 +140,7 @@ class MemoryStore:
         token_digest: bytes | None = None,
     ) -> bool:
         with self._lock:
+            garbage = self._sweep(now_ms)
             sessions = self._sessions.get(key_digest, {})
             stored = sessions.get(session_id)
             if stored is None or (
@@ -95,12 +150,14 @@ class MemoryStore:
             del sessions[session_id]
             if not sessions:
                 self._forget_key(key_digest)
-            return stored.is_live(now_ms, idle_timeout_ms)
+        del garbage
+        return stored.is_live(now_ms, idle_timeout_ms)
 
     def revoke_all(
         self, key_digest: str, *, keep: str | None, now_ms: int, idle_timeout_ms: int
     ) -> int:
         with self._lock:
+            garbage = self._sweep(now_ms)
             sessions = self._sessions.get(key_digest, {})
             ended = [s for sid, s in sessions.items() if sid != keep]
             kept = sessions.get(keep) if keep is not None else None
@@ -108,23 +165,104 @@ class MemoryStore:
                 self._forget_key(key_digest)
             else:
                 self._sessions[key_digest] = {kept.id: kept}
-            return sum(1 for s in ended if s.is_live(now_ms, idle_timeout_ms))
+        del garbage
+        return sum(1 for s in ended if s.is_live(now_ms, idle_timeout_ms))
 
     def close(self) -> None:
         with self._lock:
-            self._sessions.clear()
-            self._key_expires.clear()
+            # Swapped out under the lock, freed after it: a million sessions take a
+            # while to deallocate.
+            garbage: _Garbage = [self._sessions, self._idle_ms, self._due, self._buckets]
+            self._sessions, self._idle_ms, self._due, self._buckets = {}, {}, {}, {}
+            self._bucket_heap, self._filings = [], 0
+        del garbage
 
     def _forget_key(self, key_digest: str) -> None:
+        # ``_due`` stays: the key's filing is still valid and drops it when it is due.
         self._sessions.pop(key_digest, None)
-        self._key_expires.pop(key_digest, None)
+        self._idle_ms.pop(key_digest, None)
 
-    def _sweep_if_due(self, now: int) -> None:
-        # Drops keys whose every session is past its absolute expiry, at most once a
-        # minute, so abandoned logins cannot grow the process without bound.
-        if now < self._next_sweep:
+    def _merge_idle(self, key_digest: str, idle_timeout_ms: int) -> int:
+        known = self._idle_ms.get(key_digest)
+        if known is None:
+            merged = idle_timeout_ms
+        elif known == 0 or idle_timeout_ms == 0:
+            merged = 0
+        else:
+            merged = max(known, idle_timeout_ms)
+        self._idle_ms[key_digest] = merged
+        return merged
+
+    def _schedule(self, key_digest: str, due_ms: int) -> None:
+        # A later due time needs no new filing: the earlier one finds the key still
+        # alive and files it again under the right time.
+        bucket = _bucket(due_ms)
+        current = self._due.get(key_digest)
+        if current is not None and current <= bucket:
             return
-        self._next_sweep = now + SWEEP_INTERVAL_MS
-        for key_digest, expires in list(self._key_expires.items()):
-            if expires <= now:
-                self._forget_key(key_digest)
+        self._file(key_digest, bucket)
+        if self._filings > 2 * len(self._due) + _COMPACT_SLACK:
+            self._rebuild()
+
+    def _file(self, key_digest: str, bucket: int) -> None:
+        self._due[key_digest] = bucket
+        keys = self._buckets.get(bucket)
+        if keys is None:
+            keys = self._buckets[bucket] = []
+            heapq.heappush(self._bucket_heap, bucket)
+        keys.append(key_digest)
+        self._filings += 1
+
+    def _rebuild(self) -> None:
+        self._buckets = {}
+        for key_digest, bucket in self._due.items():
+            self._buckets.setdefault(bucket, []).append(key_digest)
+        self._bucket_heap = list(self._buckets)
+        heapq.heapify(self._bucket_heap)
+        self._filings = len(self._due)
+
+    def _sweep(self, now_ms: int) -> _Garbage | None:
+        """Drop the dead sessions of keys filed in due buckets, examining at most
+        :data:`SWEEP_BATCH` filings and sessions. Returns what was removed, for the
+        caller to free once it has released the lock."""
+        heap = self._bucket_heap
+        if not heap or heap[0] * BUCKET_MS > now_ms:
+            return None  # the common case: nothing due, one comparison
+        garbage: _Garbage = []
+        examined = 0
+        while heap and heap[0] * BUCKET_MS <= now_ms and examined < SWEEP_BATCH:
+            bucket = heap[0]
+            keys = self._buckets[bucket]
+            while keys and examined < SWEEP_BATCH:
+                key_digest = keys.pop()
+                self._filings -= 1
+                examined += 1 + self._sweep_key(key_digest, bucket, now_ms, garbage)
+            if not keys:
+                heapq.heappop(heap)
+                del self._buckets[bucket]
+        self.examined += examined
+        return garbage
+
+    def _sweep_key(self, key_digest: str, bucket: int, now_ms: int, garbage: _Garbage) -> int:
+        """Drop the dead sessions of one due key; return how many sessions it examined."""
+        if self._due.get(key_digest) != bucket:
+            return 0  # filed again under an earlier bucket since
+        sessions = self._sessions.get(key_digest)
+        if not sessions:
+            del self._due[key_digest]
+            self._sessions.pop(key_digest, None)
+            return 0
+        idle_ms = self._idle_ms.get(key_digest, 0)
+        dead = [sid for sid, s in sessions.items() if not s.is_live(now_ms, idle_ms)]
+        for session_id in dead:
+            garbage.append(sessions.pop(session_id))
+        self.swept += len(dead)
+        if sessions:
+            # Every remaining session is live, so this bucket is later than this one.
+            next_ms = min(_death_ms(s, idle_ms) for s in sessions.values())
+            self._file(key_digest, _bucket(next_ms))
+        else:
+            del self._due[key_digest]
+            self._forget_key(key_digest)
+            garbage.append(sessions)
+        return len(sessions) + len(dead)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
@@ -39,12 +39,14 @@ class JeffSecurityPolicy:
         groupfinder: GroupFinder | None = None,
         identity_loader: IdentityLoader | None = None,
         csrf_cookie: CookieProfile | None = None,
+        persistent: bool = True,
     ) -> None:
         self.manager = manager
         self.cookie = cookie
         self.groupfinder = groupfinder
         self.identity_loader = identity_loader
         self.csrf_cookie = csrf_cookie
+        self.persistent = persistent
         self.acl = ACLHelper()
 
     def state(self, request: Request) -> RequestState:
@@ -55,50 +57,87 @@ class JeffSecurityPolicy:
         return self.state(request).load(self.manager)
 
     def _resolve(self, request: Request) -> RequestState:
-        """Identity, userid and principals, computed together once per request."""
+        """Identity, userid and principals, computed together once per request.
+
+        The loader and the groupfinder may read the request's security API: while the
+        loader runs, ``authenticated_userid`` is the session key and ``identity`` is
+        ``None``; while the groupfinder runs, ``identity`` is what the loader returned.
+        Principals read meanwhile are the ones known so far (no groups yet).
+        """
         state = self.state(request)
-        if state.principals is None:
-            session = state.load(self.manager)
+        if state.principals is not None or state.resolving:
+            return state
+        session = state.load(self.manager)
+        state.resolving = True
+        try:
+            state.identity = None
+            state.principals = [Everyone]
+            if session is None:
+                return state
+            # Provisional answers for re-entrant calls from the loader.
+            state.principals = [Everyone, Authenticated, session.key]
             identity: Any = session
-            principals = [Everyone]
-            if session is not None and self.identity_loader is not None:
+            if self.identity_loader is not None:
                 identity = self.identity_loader(session, request)
-            if session is not None and identity is not None:
-                groups = () if self.groupfinder is None else self.groupfinder(session.key, request)
-                if groups is None:
-                    identity = None  # e.g. a disabled account: anonymous
-                else:
-                    principals += [Authenticated, session.key, *groups]
+            if identity is None:
+                state.principals = [Everyone]
+                return state
             state.identity = identity
-            state.principals = principals
-        return state
+            groups = () if self.groupfinder is None else self.groupfinder(session.key, request)
+            if groups is None:  # e.g. a disabled account: anonymous
+                state.identity = None
+                state.principals = [Everyone]
+            else:
+                state.principals = [Everyone, Authenticated, session.key, *groups]
+            return state
+        except BaseException:
+            state.identity = None
+            state.principals = None  # not cached: the next access tries again
+            raise
+        finally:
+            state.resolving = False
 
     def identity(self, request: Request) -> Any:
         return self._resolve(request).identity
 
     def authenticated_userid(self, request: Request) -> str | None:
         state = self._resolve(request)
-        if state.identity is None or state.session is None:
+        if state.session is None or Authenticated not in (state.principals or ()):
             return None
         return state.session.key
 
     def effective_principals(self, request: Request) -> list[str]:
         principals = self._resolve(request).principals
         assert principals is not None
-        return principals
+        return list(principals)
 
     def permits(self, request: Request, context: Any, permission: str) -> Any:
         return self.acl.permits(context, self.effective_principals(request), permission)
 
-    def remember(self, request: Request, userid: Any, **kw: Any) -> list[tuple[str, str]]:
+    def remember(
+        self,
+        request: Request,
+        userid: Any,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        max_age: int | None = None,
+        persistent: bool | None = None,
+        **kw: Any,
+    ) -> list[tuple[str, str]]:
         """Log ``userid`` in: a new session (and token), the old one ended, one cookie.
 
-        The store is written before this returns; if it cannot be, ``StoreUnavailable``
-        propagates and no cookie is issued.
+        ``max_age`` is this session's absolute lifetime in seconds (default
+        ``jeff.max_age``); ``persistent=False`` makes a browser-session cookie (no
+        ``Max-Age``) while the server still ends the session at its ``max_age``
+        (default: ``jeff.persistent``). The store is written before this returns; if
+        it cannot be, ``StoreUnavailable`` propagates and no cookie is issued.
         """
-        meta = kw.pop("meta", None)
         if kw:
             raise TypeError(f"remember() got unexpected arguments: {', '.join(sorted(kw))}")
+        if persistent is None:
+            persistent = self.persistent
+        elif not isinstance(persistent, bool):
+            raise TypeError(f"persistent must be True or False, not {persistent!r}")
         state = self.state(request)
         session, credential = self.manager.create(
             userid,
@@ -106,10 +145,12 @@ class JeffSecurityPolicy:
             ip=request.remote_addr,
             user_agent=request.user_agent,
             replacing=state.credential,
+            max_age=max_age,
         )
         state.replace(session, credential)
         request.__dict__.pop("jeff_session", None)  # let the reified property see it
-        return [self.cookie.set_header(credential.encode(), self.manager.max_age)]
+        lifetime = (session.expires_ms - session.created_ms) // 1000 if persistent else None
+        return [self.cookie.set_header(credential.encode(), lifetime)]
 
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
         """Log out: end the current session in the store and expire the cookie."""

@@ -1,6 +1,7 @@
 """Per-request state: what our cookie said and what became of it.
 
-Kept in the WSGI environ so the tween can tell, without creating anything, whether a
+Kept on the request object (not in the WSGI environ, which pyramid_retry hands to every
+attempt of a request), so the tween can tell, without creating anything, whether this
 request touched the session at all.
 """
 
@@ -30,6 +31,7 @@ class RequestState:
         "identity",
         "loaded",
         "principals",
+        "resolving",
         "session",
     )
 
@@ -45,6 +47,7 @@ class RequestState:
         self.cookie_written = False  # remember()/forget() produced our Set-Cookie
         self.identity: Any = None
         self.principals: list[str] | None = None  # None until identity is resolved
+        self.resolving = False  # the identity loader or groupfinder is running
 
     def load(self, manager: SessionManager) -> Session | None:
         """Verify the credential once; a store failure is remembered and raised again."""
@@ -70,16 +73,21 @@ class RequestState:
         self.principals = None
 
 
+def find_state(request: Request) -> RequestState | None:
+    """This request's state, or None when nothing has asked for the session yet."""
+    state: RequestState | None = request.__dict__.get(STATE_KEY)
+    return state
+
+
 def request_state(request: Request, cookie: CookieProfile) -> RequestState:
-    environ = request.environ
-    state: RequestState | None = environ.get(STATE_KEY)
+    state = find_state(request)
     if state is None:
-        value = find_cookie(environ.get("HTTP_COOKIE"), cookie.name)
+        value = find_cookie(request.environ.get("HTTP_COOKIE"), cookie.name)
         if value is None:
             state = RequestState(cookie, False, None)
         elif isinstance(value, str):
             state = RequestState(cookie, True, Credential.decode(value))
         else:  # duplicated: we cannot tell which one the browser meant
             state = RequestState(cookie, True, None)
-        environ[STATE_KEY] = state
+        request.__dict__[STATE_KEY] = state
     return state

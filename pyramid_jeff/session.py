@@ -12,7 +12,6 @@ the modern format and stored as an opaque string that Lua never decodes.
 
 from __future__ import annotations
 
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -25,7 +24,6 @@ MAX_META_BYTES = 4096
 MAX_USER_AGENT = 256  # characters kept: enough to tell devices apart, bounded in the store
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_EMPTY_META: Mapping[str, Any] = types.MappingProxyType({})
 _PACKED_EMPTY_META: bytes = msgpack.packb({})
 
 
@@ -39,7 +37,7 @@ class Session:
 
     ``id`` is a public handle (safe to show and to put in a form; useless as a
     credential). Times are kept to the millisecond; the ``*_at`` properties give aware
-    UTC datetimes. ``meta`` is the read-only dict given to ``remember()``; it is kept
+    UTC datetimes. ``meta`` is a copy of the dict given to ``remember()``; it is kept
     packed, so a request that does not look at it does not pay for decoding it.
     """
 
@@ -54,9 +52,23 @@ class Session:
     token_digest: bytes = field(default=b"", repr=False, compare=False)
 
     @property
-    def meta(self) -> Mapping[str, Any]:
-        """The dict given to ``remember()``: a fresh read-only copy at every access."""
+    def meta(self) -> dict[str, Any]:
+        """The dict given to ``remember()``: a fresh copy at every access (changing it
+        changes nothing stored)."""
         return unpack_meta(self.packed_meta)
+
+    def __json__(self, request: object = None) -> dict[str, Any]:
+        """The public fields, for ``renderer="json"``: never the token digest."""
+        return {
+            "key": self.key,
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "meta": self.meta,
+        }
 
     @property
     def created_at(self) -> datetime:
@@ -88,6 +100,8 @@ def pack_meta(meta: Mapping[str, Any] | None) -> bytes:
         raise TypeError(f"meta must be a dict, not {type(meta).__name__}")
     try:
         packed = bytes(msgpack.packb(dict(meta)))
+        # What packs must also read back (e.g. tuple keys pack but cannot be unpacked).
+        unpack_meta(packed)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"meta must be msgpack-serialisable: {exc}") from None
     if len(packed) > MAX_META_BYTES:
@@ -95,10 +109,11 @@ def pack_meta(meta: Mapping[str, Any] | None) -> bytes:
     return packed
 
 
-def unpack_meta(packed: bytes) -> Mapping[str, Any]:
+def unpack_meta(packed: bytes) -> dict[str, Any]:
     if packed == _PACKED_EMPTY_META:
-        return _EMPTY_META
-    return types.MappingProxyType(msgpack.unpackb(packed, strict_map_key=False))
+        return {}
+    meta: dict[str, Any] = msgpack.unpackb(packed, strict_map_key=False)
+    return meta
 
 
 def pack_record(session: Session) -> bytes:

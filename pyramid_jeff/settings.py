@@ -16,10 +16,14 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, falsey, truthy
 
 from .cookies import SameSite
-from .manager import DEFAULT_MAX_AGE, DEFAULT_MAX_SESSIONS
+from .manager import DEFAULT_MAX_AGE, DEFAULT_MAX_SESSIONS, MAX_LIFETIME
 
 PREFIX = "jeff."
-MAX_COOKIE_LIFETIME = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
+MAX_COOKIE_LIFETIME = MAX_LIFETIME
+# At the cap a login prunes and sorts the key's sessions in one atomic step (a Lua script
+# on Redis that blocks the server meanwhile): bounded so that step stays around a
+# millisecond or two (see benchmarks/).
+MAX_SESSIONS_LIMIT = 1000
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 6265 cookie-name
 _SAMESITE: dict[str, SameSite] = {"strict": "Strict", "lax": "Lax", "none": "None"}
 _STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
@@ -33,6 +37,7 @@ KNOWN = frozenset(
         "jeff.cookie_domain",
         "jeff.cookie_path",
         "jeff.max_age",
+        "jeff.persistent",
         "jeff.idle_timeout",
         "jeff.max_sessions",
         "jeff.login_url",
@@ -58,6 +63,7 @@ class JeffSettings:
     cookie_domain: str | None = None
     cookie_path: str = "/"
     max_age: int = DEFAULT_MAX_AGE
+    persistent: bool = True
     idle_timeout: int = 0
     max_sessions: int = DEFAULT_MAX_SESSIONS
     login_url: str = "/"
@@ -197,8 +203,9 @@ def parse_settings(
     take("jeff.cookie_domain", _cookie_domain)
     take("jeff.cookie_path", _cookie_path)
     take("jeff.max_age", lambda k, v: _int(k, v, 1, MAX_COOKIE_LIFETIME))
+    take("jeff.persistent", _bool)
     take("jeff.idle_timeout", lambda k, v: _int(k, v, 0, MAX_COOKIE_LIFETIME))
-    take("jeff.max_sessions", lambda k, v: _int(k, v, 1, 100_000))
+    take("jeff.max_sessions", lambda k, v: _int(k, v, 1, MAX_SESSIONS_LIMIT))
     take("jeff.login_url", lambda k, v: _login_url(v))
     for key in ("jeff.redirect", "jeff.groupfinder", "jeff.identity_loader"):
         take(key, lambda k, v: _callable(k, v, maybe_dotted))

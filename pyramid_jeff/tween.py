@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import StoreUnavailable
-from .request import STATE_KEY, RequestState
+from .request import RequestState, find_state
 from .views import store_unavailable_response
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
             response = handler(request)
         except StoreUnavailable as exc:
             response = store_unavailable_response(request, exc)
-        state: RequestState | None = request.environ.get(STATE_KEY)
+        state: RequestState | None = find_state(request)
         if state is None:
             return response
         if state.loaded or state.error is not None:

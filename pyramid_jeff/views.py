@@ -15,7 +15,7 @@ from pyramid.httpexceptions import (
 
 from .errors import StoreUnavailable
 from .redirects import safe_return_path
-from .request import STATE_KEY, RequestState
+from .request import RequestState, find_state
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -62,7 +62,7 @@ class ForbiddenView:
 
 def store_unavailable_response(request: Request, exc: StoreUnavailable) -> Response:
     log.error("session store unavailable (%s %s): %s", request.method, request.path, exc)
-    state: RequestState | None = request.environ.get(STATE_KEY)
+    state: RequestState | None = find_state(request)
     if state is not None:
         state.error = exc  # whatever call failed, the tween now writes nothing
     response = HTTPServiceUnavailable(
