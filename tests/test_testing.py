@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 import webtest
 from pyramid.config import Configurator
@@ -62,3 +66,23 @@ def test_counting_store_wraps_any_store() -> None:
     outer = CountingStore(inner)
     assert outer.list("k") == []
     assert outer.calls == {"list": 1} and inner.calls == {"list": 1}
+
+
+def test_the_readme_example_runs() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n## Testing your application\n")
+    (example,) = re.findall(
+        r"```python\n(.*?)```", readme[start : readme.index("\n## ", start + 1)], re.DOTALL
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    tests = [f for name, f in namespace.items() if name.startswith("test_")]
+    assert tests
+    config = Configurator(settings={"jeff.store": "pyramid_jeff.testing.counting_store"})
+    config.include("pyramid_jeff")
+    config.add_route("profile", "/profile")
+    config.add_view(
+        lambda r: Response(f"Your profile, {r.authenticated_userid}"), route_name="profile"
+    )
+    for test in tests:
+        test(webtest.TestApp(config.make_wsgi_app()))
