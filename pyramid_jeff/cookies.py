@@ -12,39 +12,35 @@ from typing import Literal
 
 SameSite = Literal["Strict", "Lax", "None"]
 
-# Enough for any browser's cookie header; beyond it we do not even look for ours.
-MAX_COOKIE_HEADER = 16384
+# Beyond what WSGI servers accept (waitress: 256 KiB of headers), so a header swollen by
+# other cookies (a "cookie bomb" from a sibling subdomain) is still read; splitting even
+# this much takes well under a millisecond.
+MAX_COOKIE_HEADER = 262144
 
 
-class _Missing:
-    pass
+def cookie_values(header: str | None, name: str) -> list[str]:
+    """Every value of cookie ``name`` in a raw ``Cookie`` header, in order.
 
-
-DUPLICATED = _Missing()
-
-
-def find_cookie(header: str | None, name: str) -> str | _Missing | None:
-    """The value of cookie ``name`` in a raw ``Cookie`` header.
-
-    Returns ``None`` when the cookie is absent and :data:`DUPLICATED` when it appears
-    more than once (or the header is absurdly long): the caller treats both that and any
-    value it cannot parse as "not logged in".
+    Empty when the cookie is absent or the header is beyond :data:`MAX_COOKIE_HEADER`.
+    Callers treat more than one value, or one they cannot parse, as "not logged in".
     """
-    if not header:
-        return None
+    if not header or name not in header:  # the common anonymous case: one search
+        return []
     if len(header) > MAX_COOKIE_HEADER:
-        return DUPLICATED if name in header else None
-    if name not in header:  # the common anonymous case costs one substring search
-        return None
-    found: str | None = None
+        return []
+    values = []
     for part in header.split(";"):
         cookie_name, sep, value = part.partition("=")
         # Only ASCII blanks: str.strip() would also drop Latin-1 ones such as \xa0.
         if sep and cookie_name.strip(" \t") == name:
-            if found is not None:
-                return DUPLICATED
-            found = value.strip(" \t")
-    return found
+            values.append(value.strip(" \t"))
+    return values
+
+
+def find_cookie(header: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` if the header carries it exactly once, else ``None``."""
+    values = cookie_values(header, name)
+    return values[0] if len(values) == 1 else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TOKEN_BYTES = 32  # 256 bits of entropy
 SESSION_ID_BYTES = 16
@@ -35,6 +35,20 @@ def _b64(raw: bytes) -> str:
 
 def new_session_id() -> str:
     return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+_SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def is_session_id(value: object) -> bool:
+    """Whether ``value`` could be a session id: a ``str`` of the right form.
+
+    ``TypeError`` for anything but a ``str``, so a caller's bug is not mistaken for
+    "no such session".
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"a session id is a str, not {type(value).__name__}")
+    return _SESSION_ID_RE.fullmatch(value) is not None
 
 
 def new_token() -> str:
@@ -80,7 +94,8 @@ class Credential:
 
     key_digest: str
     session_id: str
-    token: str
+    # Out of repr: tracebacks that capture locals (Sentry, debug toolbars) print it.
+    token: str = field(repr=False)
 
     @classmethod
     def mint(cls, key: str) -> Credential:

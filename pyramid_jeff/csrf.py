@@ -76,7 +76,7 @@ class JeffCSRFStoragePolicy:
         if new_token is not None:
             return new_token
         value = find_cookie(request.environ.get("HTTP_COOKIE"), self.cookie.name)
-        if isinstance(value, str) and _TOKEN_RE.fullmatch(value):
+        if value is not None and _TOKEN_RE.fullmatch(value):
             return value
         return None
 

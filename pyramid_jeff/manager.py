@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .credentials import Credential, key_digest, normalize_key
+from .credentials import Credential, is_session_id, key_digest, normalize_key
 from .session import MAX_USER_AGENT, Session, pack_meta
 from .store import SessionStore
 
@@ -184,18 +184,32 @@ class SessionManager:
         return live
 
     def revoke(self, key: str | int, session_id: str) -> bool:
-        """End one session of ``key``; ``True`` if it was live."""
+        """End one session of ``key``; ``True`` if it was live.
+
+        A ``session_id`` that is not a ``str`` is a ``TypeError``; one that no session
+        could have (wrong length or characters) is ``False``, without a store call.
+        """
+        text_key = normalize_key(key)
+        if not is_session_id(session_id):
+            return False
         return self.store.revoke(
-            key_digest(normalize_key(key)),
+            key_digest(text_key),
             session_id,
             now_ms=self.clock(),
             idle_timeout_ms=self.idle_timeout_ms,
         )
 
     def revoke_all(self, key: str | int, keep: str | None = None) -> int:
-        """End every session of ``key`` but ``keep`` (a session id); return how many were live."""
+        """End every session of ``key`` but ``keep`` (a session id); return how many were live.
+
+        A ``keep`` that no session could have keeps nothing; one that is not a ``str``
+        (or ``None``) is a ``TypeError``.
+        """
+        text_key = normalize_key(key)
+        if keep is not None and not is_session_id(keep):
+            keep = None
         return self.store.revoke_all(
-            key_digest(normalize_key(key)),
+            key_digest(text_key),
             keep=keep,
             now_ms=self.clock(),
             idle_timeout_ms=self.idle_timeout_ms,

@@ -147,6 +147,8 @@ class JeffSecurityPolicy:
             replacing=state.credential,
             max_age=max_age,
         )
+        for duplicate in state.duplicates:
+            self.manager.end(duplicate)
         state.replace(session, credential)
         request.__dict__.pop("jeff_session", None)  # let the reified property see it
         lifetime = (session.expires_ms - session.created_ms) // 1000 if persistent else None
@@ -155,8 +157,9 @@ class JeffSecurityPolicy:
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
         """Log out: end the current session in the store and expire the cookie."""
         state = self.state(request)
-        if state.credential is not None:
-            self.manager.end(state.credential)
+        for credential in (state.credential, *state.duplicates):
+            if credential is not None:
+                self.manager.end(credential)
         state.replace(None, None)
         request.__dict__.pop("jeff_session", None)
         headers = [self.cookie.expire_header()]

@@ -6,7 +6,10 @@ import re
 from urllib.parse import quote, unquote, urlsplit
 
 MAX_RETURN_PATH = 2048
-_ASCII_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+# Left as they are; everything else is percent-encoded: non-ASCII, and the characters
+# HTML needs escaped (" ' < > `), so a path echoed into a page unescaped cannot break out
+# of an attribute. (Escape it anyway where you echo it.)
+_SAFE_CHARS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "\"'<>`")
 _UNSAFE_RAW = re.compile(r"[\x00-\x20\x7f-\x9f\\]")  # as sent: no whitespace either
 _UNSAFE_DECODED = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")  # browsers drop tabs/newlines
 
@@ -16,9 +19,11 @@ def safe_return_path(value: str | None, default: str = "/") -> str:
 
     Use it on every ``next``/``came_from`` parameter before redirecting. Accepted: a
     relative URL that starts with exactly one ``/``, with no scheme, no host, no
-    backslash, no whitespace or control character, at most 2048 characters, and which
-    stays so once percent-decoded (browsers and proxies decode ``%2F`` and friends).
-    Non-ASCII characters come back percent-encoded.
+    backslash, no whitespace or control character, no ``.`` or ``..`` path segment
+    (``/.//evil.com`` becomes ``//evil.com`` once normalised), at most 2048
+    characters, and which stays so once percent-decoded (browsers and proxies decode
+    ``%2F`` and friends). Non-ASCII characters and ``" ' < > ``` come back
+    percent-encoded.
     """
     if not isinstance(value, str) or not value or len(value) > MAX_RETURN_PATH:
         return default
@@ -33,6 +38,8 @@ def safe_return_path(value: str | None, default: str = "/") -> str:
         parts = urlsplit(candidate)
         if parts.scheme or parts.netloc:
             return default
+        if any(segment in (".", "..") for segment in parts.path.split("/")):
+            return default
     # Non-ASCII (e.g. from an already-decoded query parameter) is percent-encoded so
-    # the Location header stays ASCII.
-    return value if value.isascii() else quote(value, safe=_ASCII_PRINTABLE)
+    # the Location header stays ASCII; so are the characters HTML must escape.
+    return quote(value, safe=_SAFE_CHARS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .cookies import CookieProfile, find_cookie
+from .cookies import CookieProfile, cookie_values
 from .credentials import Credential
 from .errors import StoreUnavailable
 from .manager import SessionManager
@@ -24,9 +24,9 @@ STATE_KEY = "pyramid_jeff.state"
 class RequestState:
     __slots__ = (
         "cookie",
-        "cookie_present",
         "cookie_written",
         "credential",
+        "duplicates",
         "error",
         "identity",
         "loaded",
@@ -36,11 +36,18 @@ class RequestState:
     )
 
     def __init__(
-        self, cookie: CookieProfile, cookie_present: bool, credential: Credential | None
+        self,
+        cookie: CookieProfile,
+        credential: Credential | None,
+        duplicates: tuple[Credential, ...] = (),
     ) -> None:
         self.cookie = cookie
-        self.cookie_present = cookie_present
-        self.credential = credential  # None when absent, duplicated or malformed
+        # The one well-formed cookie of ours; None when absent, duplicated or malformed.
+        self.credential = credential
+        # When the header carried our cookie more than once: each well-formed copy. None
+        # authenticates (we cannot tell which one the browser meant), but a login or a
+        # logout ends them all, since this browser holds every one.
+        self.duplicates = duplicates
         self.loaded = False
         self.session: Session | None = None
         self.error: StoreUnavailable | None = None
@@ -67,6 +74,7 @@ class RequestState:
         """After remember()/forget(): this request now carries ``session``."""
         self.session = session
         self.credential = credential
+        self.duplicates = ()
         self.loaded = True
         self.cookie_written = True
         self.identity = None
@@ -82,12 +90,11 @@ def find_state(request: Request) -> RequestState | None:
 def request_state(request: Request, cookie: CookieProfile) -> RequestState:
     state = find_state(request)
     if state is None:
-        value = find_cookie(request.environ.get("HTTP_COOKIE"), cookie.name)
-        if value is None:
-            state = RequestState(cookie, False, None)
-        elif isinstance(value, str):
-            state = RequestState(cookie, True, Credential.decode(value))
-        else:  # duplicated: we cannot tell which one the browser meant
-            state = RequestState(cookie, True, None)
+        values = cookie_values(request.environ.get("HTTP_COOKIE"), cookie.name)
+        if len(values) <= 1:
+            state = RequestState(cookie, Credential.decode(values[0]) if values else None)
+        else:
+            decoded = (Credential.decode(value) for value in values)
+            state = RequestState(cookie, None, tuple(c for c in decoded if c is not None))
         request.__dict__[STATE_KEY] = state
     return state

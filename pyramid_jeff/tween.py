@@ -36,10 +36,12 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
             _keep_private(response)
         if state.error is not None:
             return response  # never write anything we could not check
-        dead_cookie = state.loaded and state.cookie_present and state.session is None
+        dead_cookie = state.loaded and state.credential is not None and state.session is None
         if dead_cookie and not state.cookie_written:
-            # The cookie named a dead, revoked or unreadable session: stop the browser
-            # from sending it on every request.
+            # Our one well-formed cookie named a dead or revoked session: stop the browser
+            # from sending it. Never for a malformed or duplicated one: a copy planted by
+            # a sibling subdomain (Domain=, another Path) or an oversized header must not
+            # get the genuine cookie deleted.
             response.headerlist.append(state.cookie.expire_header())
         return response
 
