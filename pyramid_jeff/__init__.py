@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pyramid.config.predicates import DEFAULT_PHASH
+from pyramid.events import NewResponse
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.interfaces import IExceptionViewClassifier, IMultiView, IRequest, ISecuredView, IView
 from pyramid.tweens import INGRESS
@@ -23,6 +24,7 @@ from .redis_store import RedisStore
 from .session import Session
 from .settings import JeffSettings, parse_settings
 from .store import SessionStore
+from .tween import keep_private
 from .views import ForbiddenView, store_unavailable_view
 
 if TYPE_CHECKING:
@@ -75,7 +77,15 @@ def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionS
 
 
 # After every ordinary configuration action (Pyramid's latest phase is order 0).
-DEFAULT_FORBIDDEN_VIEW_ORDER = 1000
+LAST_ACTION_ORDER = 1000
+
+
+def _autocommitted(config: Configurator) -> Configurator:
+    """A configurator on the same registry that registers at once: for our actions,
+    which run while the configuration commits."""
+    from pyramid.config import Configurator
+
+    return Configurator(registry=config.registry, package=config.package, autocommit=True)
 
 
 def _has_forbidden_view(registry: Registry) -> bool:
@@ -92,14 +102,8 @@ def _has_forbidden_view(registry: Registry) -> bool:
 
 
 def _add_default_forbidden_view(config: Configurator, view: ForbiddenView) -> None:
-    if _has_forbidden_view(config.registry):
-        return
-    # Executed while the configuration commits, so the view is registered at once.
-    from pyramid.config import Configurator
-
-    Configurator(
-        registry=config.registry, package=config.package, autocommit=True
-    ).add_forbidden_view(view)
+    if not _has_forbidden_view(config.registry):
+        _autocommitted(config).add_forbidden_view(view)
 
 
 def includeme(config: Configurator) -> None:
@@ -209,7 +213,15 @@ def includeme(config: Configurator) -> None:
     config.action(
         ("pyramid_jeff", "default forbidden view"),
         lambda: _add_default_forbidden_view(config, ForbiddenView(settings.login_url)),
-        order=DEFAULT_FORBIDDEN_VIEW_ORDER,
+        order=LAST_ACTION_ORDER,
+    )
+    # The cache headers are decided last: after response callbacks and after every
+    # NewResponse subscriber the application registers (those for the NewResponse
+    # class run after those for INewResponse, in order of registration).
+    config.action(
+        ("pyramid_jeff", "cache headers"),
+        lambda: _autocommitted(config).add_subscriber(keep_private, NewResponse),
+        order=LAST_ACTION_ORDER,
     )
     if settings.redirect is not None:
         config.add_forbidden_view(settings.redirect, is_authenticated=False)

@@ -1,13 +1,17 @@
-"""The tween: make every response agree with the session it was built from.
+"""Make every response agree with the session it was built from.
 
-Placed just under ``INGRESS`` (so above ``EXCVIEW`` and above pyramid_tm, whose user
-annotation reads the session): it sees the final response, including the ones exception
-views render, and it turns a :class:`StoreUnavailable` that escapes another tween into
-a 503. A request that never touched the session costs one dict lookup here.
+The tween sits just under ``INGRESS`` (so above ``EXCVIEW`` and above pyramid_tm, whose
+user annotation reads the session): it sees the final response, including the ones
+exception views render, expires a cookie that named a dead session, and turns a
+:class:`StoreUnavailable` that escapes another tween into a 503. The cache headers are
+settled later, by :func:`keep_private`, a ``NewResponse`` subscriber registered after
+every other one, since response callbacks and subscribers run after all tweens. A request
+that never touched the session costs one dict lookup in each.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,6 +20,7 @@ from .request import RequestState, find_state
 from .views import store_unavailable_response
 
 if TYPE_CHECKING:
+    from pyramid.events import NewResponse
     from pyramid.registry import Registry
     from pyramid.request import Request
     from pyramid.response import Response
@@ -32,8 +37,6 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
         state: RequestState | None = find_state(request)
         if state is None:
             return response
-        if state.loaded or state.error is not None:
-            _keep_private(response)
         if state.error is not None:
             return response  # never write anything we could not check
         dead_cookie = state.loaded and state.credential is not None and state.session is None
@@ -48,29 +51,75 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
     return jeff_tween
 
 
-def _keep_private(response: Response) -> None:
+def keep_private(event: NewResponse) -> None:
+    """A ``NewResponse`` subscriber, registered after every other one: a response built
+    from the session is private, whatever the view, its response callbacks or other
+    subscribers made of its headers."""
+    state = find_state(event.request)
+    if state is not None and (state.loaded or state.error is not None):
+        make_private(event.response)
+
+
+# One Cache-Control directive: a token, optionally = a token or a quoted string (which
+# may hold commas, as in private="Set-Cookie, X-A").
+_DIRECTIVE = re.compile(r'\s*([^=,\s]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^,]*))?\s*(?:,|$)')
+# Directives that let a shared cache store the response.
+_SHARED = frozenset({"public", "s-maxage"})
+# Shared caches that read their own header instead of Cache-Control: dropped, so they
+# fall back to Cache-Control.
+_CDN_HEADERS = frozenset({"cdn-cache-control", "surrogate-control"})
+
+
+def make_private(response: Response) -> None:
     """``Vary: Cookie`` and no shared caching: the body depends on who asked."""
     # One pass over the raw header list: WebOb's header views cost more than this.
-    headerlist = response.headerlist
-    vary_at = cache_at = -1
-    for index, (name, _) in enumerate(headerlist):
+    vary: list[str] = []
+    cache_control: list[str] = []
+    kept: list[tuple[str, str]] = []
+    for name, value in response.headerlist:
         lowered = name.lower()
         if lowered == "vary":
-            vary_at = index
+            vary.append(value)
         elif lowered == "cache-control":
-            cache_at = index
-    if vary_at < 0:
-        headerlist.append(("Vary", "Cookie"))
-    else:
-        vary = headerlist[vary_at][1]
-        if "cookie" not in vary.lower() and vary.strip() != "*":
-            headerlist[vary_at] = ("Vary", f"{vary}, Cookie")
-    if cache_at < 0:
-        headerlist.append(("Cache-Control", "private"))
-        return
-    directives = [d.strip() for d in headerlist[cache_at][1].split(",") if d.strip()]
-    names = {d.split("=", 1)[0].lower() for d in directives}
-    if "private" in names or "no-store" in names:
-        return
-    kept = [d for d in directives if d.split("=", 1)[0].lower() not in ("public", "s-maxage")]
-    headerlist[cache_at] = ("Cache-Control", ", ".join(["private", *kept]))
+            cache_control.append(value)
+        elif lowered not in _CDN_HEADERS:
+            kept.append((name, value))
+    vary_tokens = [t.strip() for v in vary for t in v.split(",") if t.strip()]
+    if not any(t == "*" or t.lower() == "cookie" for t in vary_tokens):
+        vary_tokens.append("Cookie")
+    kept.append(("Vary", ", ".join(vary_tokens)))
+    directives = _parse_cache_control(", ".join(cache_control))
+    names = {name for name, value in directives if value is None}
+    if "no-store" not in names:
+        # A bare "private" stays; a field-limited one (private="Set-Cookie") lets a
+        # shared cache keep the rest, so it goes, with public and s-maxage.
+        directives = [
+            (name, value)
+            for name, value in directives
+            if name not in _SHARED and not (name == "private" and value is not None)
+        ]
+        if "private" not in names:
+            directives.insert(0, ("private", None))
+    if directives:
+        kept.append(("Cache-Control", ", ".join(_directive(n, v) for n, v in directives)))
+    response.headerlist[:] = kept
+
+
+def _parse_cache_control(header: str) -> list[tuple[str, str | None]]:
+    directives: list[tuple[str, str | None]] = []
+    position = 0
+    while position < len(header):
+        match = _DIRECTIVE.match(header, position)
+        if match is None or match.end() == position:
+            position = header.find(",", position + 1)
+            if position < 0:
+                break
+            position += 1
+            continue
+        directives.append((match.group(1).lower(), match.group(2)))
+        position = match.end()
+    return directives
+
+
+def _directive(name: str, value: str | None) -> str:
+    return name if value is None else f"{name}={value}"
