@@ -1,22 +1,35 @@
 # The two commands of the README: `make demo` and `make test`. Each builds its own
-# virtual environment (.venv) from the package registries first.
+# virtual environment (.venv) from the package registries first. The demo is its own small
+# distribution (demo/setup.py, pyramid_jeff_demo), never part of pyramid_jeff's wheel.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The lowest supported versions (.ci/floors.txt), in a venv of their own.
+FLOORS_VENV ?= .venv-floors
+# Every test that exercises pyramid, redis-py or msgpack, but the slow fuzzing
+# (test_hostile_input), the browser and the packaging tests.
+FLOORS_TESTS ?= tests/test_redis_floor.py tests/test_redis_store.py tests/test_functional.py tests/test_settings.py \
+	tests/test_security.py tests/test_integration.py tests/test_memory_store.py \
+	tests/test_races.py tests/test_outages.py tests/test_cluster.py tests/test_demo.py
+# Reads the retry count with Retry.get_retries(), which redis-py 5.0 does not have yet; the
+# no-retry behaviour itself is tested by test_redis_store and test_outages.
+FLOORS_DESELECT ?= --deselect tests/test_settings.py::test_store_urls_choose_the_store
 
-.PHONY: demo test lint clean
+.PHONY: demo demo-install test test-floors lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.demo-installed: $(BIN)/python setup.py
-	$(BIN)/python -m pip install --quiet -e '.[demo]'
+$(VENV)/.demo-installed: $(BIN)/python setup.py demo/setup.py
+	$(BIN)/python -m pip install --quiet -e . -e ./demo
 	touch $@
 
-$(VENV)/.test-installed: $(BIN)/python setup.py
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.test-installed: $(BIN)/python setup.py demo/setup.py
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./demo
 	touch $@
+
+demo-install: $(VENV)/.demo-installed
 
 # Run the demo on http://localhost:6543/ (memory store: no Redis needed).
 demo: $(VENV)/.demo-installed
@@ -33,5 +46,16 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The same code on the lowest declared versions of pyramid, redis-py and msgpack (CI runs it
+# after `make test`): a fresh .venv-floors each time, so that nothing newer lingers in it.
+test-floors:
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOORS_VENV)/bin/python -m pip install --quiet -c .ci/floors.txt -e . -e ./demo \
+		pytest webtest hypothesis pyramid_tm
+	$(FLOORS_VENV)/bin/python .ci/check_floors.py .ci/floors.txt
+	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider $(FLOORS_DESELECT) $(FLOORS_TESTS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(FLOORS_VENV) build *.egg-info demo/build demo/*.egg-info

@@ -14,6 +14,7 @@ application's clock when a session is read.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 from typing import Any
 
@@ -136,6 +137,25 @@ return ended
 )
 
 
+def _takes_command_name(pool: Any) -> bool:
+    """Whether ``pool.get_connection`` requires a command name: redis-py before 5.3.
+
+    From 5.3 on the argument is optional and deprecated (a warning whenever it is given),
+    so it is passed only where it is required. Decided once per store, from the signature
+    (redis-py's deprecation decorator keeps the original's through ``__wrapped__``).
+    """
+    try:
+        parameters = inspect.signature(pool.get_connection).parameters
+    except (TypeError, ValueError):  # no signature to read: the old calling convention is safe
+        return True
+    first = next(iter(parameters.values()), None)
+    return (
+        first is not None
+        and first.kind in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD)
+        and first.default is first.empty
+    )
+
+
 def _unavailable(exc: Exception) -> StoreUnavailable:
     # Connection refused, timeouts, READONLY replicas, LOADING, OOM: the store cannot
     # answer now. Never treated as "no session".
@@ -166,6 +186,8 @@ class RedisStore:
         # generic path (retry wrapper, observability hooks) costs more than the round
         # trip itself for a one-field read. A cluster client routes commands itself.
         self._pool = None if isinstance(client, redis.RedisCluster) else client.connection_pool
+        # redis-py < 5.3 requires a command name (which its pools ignore); later ones warn on it.
+        self._pass_command_name = self._pool is not None and _takes_command_name(self._pool)
 
     @classmethod
     def from_url(
@@ -230,7 +252,10 @@ class RedisStore:
         if pool is None:
             return self._call_cluster(self.client.execute_command, *args)
         try:
-            connection = pool.get_connection()
+            if self._pass_command_name:
+                connection = pool.get_connection(args[0])
+            else:
+                connection = pool.get_connection()
             try:
                 connection.send_command(*args)
                 return connection.read_response()

@@ -1,4 +1,4 @@
-"""Functional tests of the demo application (demo/), black-box through WebTest.
+"""Functional tests of the demo application (demo/pyramid_jeff_demo/), black-box through WebTest.
 
 Each TestApp is one browser with its own cookie jar; several of them on one app are several
 devices of the same user.
@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 import webtest
 
-import demo
-import demo.security
-from demo.security import DEMO_PASSWORD
+import pyramid_jeff_demo
+import pyramid_jeff_demo.security
+from pyramid_jeff_demo.security import DEMO_PASSWORD
 
 ALICE = "alice@example.com"  # admin
 BOB = "bob@example.com"
@@ -33,7 +33,7 @@ def demo_app(store_url: str) -> object:
 
     ``jeff.cookie_secure = false``: WebTest speaks plain http, like the development server.
     """
-    return demo.main({}, **{"jeff.store": store_url, "jeff.cookie_secure": "false"})
+    return pyramid_jeff_demo.main({}, **{"jeff.store": store_url, "jeff.cookie_secure": "false"})
 
 
 @pytest.fixture
@@ -397,6 +397,6 @@ def test_a_deleted_account_is_logged_out_everywhere(
 ) -> None:
     # jeff.identity_loader returns None for a user that no longer exists: anonymous at once.
     client = logged_in(browser(), BOB)
-    monkeypatch.delitem(demo.security.USERS, BOB)
+    monkeypatch.delitem(pyramid_jeff_demo.security.USERS, BOB)
     assert client.get("/users").status_int == 303
     assert "browsing anonymously" in client.get("/products").text

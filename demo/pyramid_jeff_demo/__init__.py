@@ -15,8 +15,8 @@ from pyramid.router import Router
 _APP_SETTINGS = {
     # Anonymous visitors of a protected page are sent here, with ?next=<where they were>.
     "jeff.login_url": "/login",
-    "jeff.groupfinder": "demo.security.groupfinder",
-    "jeff.identity_loader": "demo.security.load_user",
+    "jeff.groupfinder": "pyramid_jeff_demo.security.groupfinder",
+    "jeff.identity_loader": "pyramid_jeff_demo.security.load_user",
     # The CSRF token of a logged-in browser derives from its login session: it changes at every
     # login and logout, and dies with the session when it is revoked.
     "jeff.csrf": "true",
@@ -24,15 +24,15 @@ _APP_SETTINGS = {
 
 
 def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
-    """PasteDeploy app factory (``use = call:demo:main``)."""
+    """PasteDeploy app factory (``use = egg:pyramid_jeff_demo``)."""
     for name, value in _APP_SETTINGS.items():
         settings.setdefault(name, value)
-    with Configurator(settings=settings, root_factory="demo.security.Root") as config:
+    with Configurator(settings=settings, root_factory="pyramid_jeff_demo.security.Root") as config:
         config.include("pyramid_jinja2")
         config.include("pyramid_jeff")
         # Every POST (PUT, DELETE, ...) must carry the CSRF token, checked by Pyramid itself.
         config.set_default_csrf_options(require_csrf=True)
-        config.add_static_view("static", "demo:static", cache_max_age=3600)
+        config.add_static_view("static", "pyramid_jeff_demo:static", cache_max_age=3600)
         config.add_route("home", "/")
         config.add_route("login", "/login")
         config.add_route("logout", "/logout")
@@ -43,5 +43,5 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.add_route("revoke_others", "/sessions/revoke-others")
         config.add_route("admin", "/admin")
         config.add_route("admin_revoke", "/admin/revoke")
-        config.scan("demo.views")
+        config.scan("pyramid_jeff_demo.views")
     return config.make_wsgi_app()

@@ -11,8 +11,8 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.security import forget, remember
 from pyramid.view import view_config
 
-from demo.security import DEMO_PASSWORD, USERS, authenticate
 from pyramid_jeff import safe_return_path
+from pyramid_jeff_demo.security import DEMO_PASSWORD, USERS, authenticate
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -59,7 +59,7 @@ def security_headers(event: NewResponse) -> None:
     headers.setdefault("Referrer-Policy", "same-origin")
 
 
-@view_config(route_name="home", renderer="demo:templates/home.jinja2")
+@view_config(route_name="home", renderer="pyramid_jeff_demo:templates/home.jinja2")
 def home(request: Request) -> dict[str, Any]:
     return {}
 
@@ -78,13 +78,17 @@ def _login_page(request: Request, **values: Any) -> dict[str, Any]:
     }
 
 
-@view_config(route_name="login", request_method="GET", renderer="demo:templates/login.jinja2")
+@view_config(
+    route_name="login", request_method="GET", renderer="pyramid_jeff_demo:templates/login.jinja2"
+)
 def login_form(request: Request) -> dict[str, Any]:
     # The form carries ``next`` on to the POST; only a path on this site survives.
     return _login_page(request, next=safe_return_path(request.GET.get("next"), ""))
 
 
-@view_config(route_name="login", request_method="POST", renderer="demo:templates/login.jinja2")
+@view_config(
+    route_name="login", request_method="POST", renderer="pyramid_jeff_demo:templates/login.jinja2"
+)
 def login(request: Request) -> Any:
     email = request.POST.get("email", "")[:254]
     password = request.POST.get("password", "")[:1024]
@@ -115,13 +119,15 @@ _PRODUCTS = [
 ]
 
 
-@view_config(route_name="products", renderer="demo:templates/products.jinja2")
+@view_config(route_name="products", renderer="pyramid_jeff_demo:templates/products.jinja2")
 def products(request: Request) -> dict[str, Any]:
     # Public: anyone sees it; a logged-in visitor is greeted by name (request.identity).
     return {"products": _PRODUCTS}
 
 
-@view_config(route_name="users", permission="view", renderer="demo:templates/users.jinja2")
+@view_config(
+    route_name="users", permission="view", renderer="pyramid_jeff_demo:templates/users.jinja2"
+)
 def users(request: Request) -> dict[str, Any]:
     return {"users": list(USERS.values())}
 
@@ -177,7 +183,11 @@ def _device(session: Session, current_id: str, now: datetime) -> dict[str, Any]:
     }
 
 
-@view_config(route_name="sessions", permission="view", renderer="demo:templates/sessions.jinja2")
+@view_config(
+    route_name="sessions",
+    permission="view",
+    renderer="pyramid_jeff_demo:templates/sessions.jinja2",
+)
 def sessions(request: Request) -> dict[str, Any]:
     current = request.jeff_session
     now = datetime.now(timezone.utc)
@@ -210,7 +220,9 @@ def revoke_others(request: Request) -> HTTPSeeOther:
 # --- admin -----------------------------------------------------------------------------------
 
 
-@view_config(route_name="admin", permission="admin", renderer="demo:templates/admin.jinja2")
+@view_config(
+    route_name="admin", permission="admin", renderer="pyramid_jeff_demo:templates/admin.jinja2"
+)
 def admin(request: Request) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     rows = []
@@ -238,8 +250,8 @@ def admin_revoke(request: Request) -> HTTPSeeOther:
 # --- errors ----------------------------------------------------------------------------------
 
 
-@view_config(context=BadCSRFToken, renderer="demo:templates/csrf.jinja2")
-@view_config(context=BadCSRFOrigin, renderer="demo:templates/csrf.jinja2")
+@view_config(context=BadCSRFToken, renderer="pyramid_jeff_demo:templates/csrf.jinja2")
+@view_config(context=BadCSRFOrigin, renderer="pyramid_jeff_demo:templates/csrf.jinja2")
 def bad_csrf(exc: Exception, request: Request) -> dict[str, Any]:
     # Still a 400, as Pyramid's default; a person just gets a page that says what to do.
     request.response.status_int = 400
