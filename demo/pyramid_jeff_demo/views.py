@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode
 
 from pyramid.events import NewResponse, subscriber
 from pyramid.exceptions import BadCSRFOrigin, BadCSRFToken
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
 
     from pyramid_jeff import Session
 
-# Messages shown after a redirect. Only these fixed texts are ever displayed, so a crafted link
-# cannot put words on the page; ``n`` and ``user`` are checked before use.
+# Messages shown once, on the page after a redirect ("flash" messages). They travel in a
+# short-lived HttpOnly cookie that only this site sets (__Host- over https), never in the
+# URL, so a crafted link cannot show one; only these fixed texts are displayed, and ``n``
+# and ``user`` are checked before use.
 _NOTICES = {
     "signed-out": "You are signed out.",
     "ended-one": "That device is signed out.",
@@ -30,21 +33,62 @@ _NOTICES = {
 }
 
 
+_NOTICE_MAX_AGE = 60
+
+
+def _notice_cookie(request: Request) -> str:
+    return "__Host-demo_notice" if request.scheme == "https" else "demo_notice"
+
+
 def _notice(request: Request) -> str | None:
-    template = _NOTICES.get(request.GET.get("notice", ""))
+    """The notice flashed by the previous response, if any; it is shown once."""
+    name = _notice_cookie(request)
+    try:
+        raw = request.cookies.get(name)
+    except (ValueError, UnicodeError):  # a malformed Cookie header: no notice
+        raw = None
+    if raw is None:
+        return None
+    request.add_response_callback(
+        lambda request, response: _set_notice(request, response, "", max_age=0)
+    )
+    values = {k: v[0] for k, v in parse_qs(raw).items()}
+    template = _NOTICES.get(values.get("kind", ""))
     if template is None:
         return None
-    n = request.GET.get("n", "0")
-    user = request.GET.get("user", "")
+    n = values.get("n", "0")
+    user = values.get("user", "")
     return template.format(
-        n=int(n) if n.isdigit() and len(n) < 6 else 0,
+        n=int(n) if n.isascii() and n.isdigit() and len(n) < 6 else 0,
         user=user if user in USERS else "that user",
     )
 
 
-def _see_other(location: str, headers: list[tuple[str, str]] | None = None) -> HTTPSeeOther:
+def _see_other(
+    request: Request,
+    location: str,
+    headers: list[tuple[str, str]] | None = None,
+    notice: str | None = None,
+    **values: str,
+) -> HTTPSeeOther:
     # 303: after a POST the browser GETs the next page, so a reload never resubmits a form.
-    return HTTPSeeOther(location=location, headers=headers)
+    response = HTTPSeeOther(location=location, headers=headers)
+    if notice is not None:
+        value = urlencode({"kind": notice, **values})
+        _set_notice(request, response, value, max_age=_NOTICE_MAX_AGE)
+    return response
+
+
+def _set_notice(request: Request, response: Any, value: str, max_age: int) -> None:
+    response.set_cookie(
+        _notice_cookie(request),
+        value,
+        max_age=max_age,
+        path="/",
+        secure=request.scheme == "https",
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 @subscriber(NewResponse)
@@ -98,7 +142,7 @@ def login(request: Request) -> Any:
         return _login_page(request, next=next_path, email=email, error="Wrong email or password.")
     # A new session (and so a new CSRF token); the session this browser had, if any, is ended.
     headers = remember(request, user.email, meta={"login_method": "password"})
-    return _see_other(next_path or request.route_path("home"), headers)
+    return _see_other(request, next_path or request.route_path("home"), headers)
 
 
 @view_config(route_name="logout", request_method="POST", permission="view")
@@ -106,7 +150,7 @@ def logout(request: Request) -> HTTPSeeOther:
     # ``permission="view"``: a browser whose session was already ended elsewhere is sent to
     # the login page instead of being shown a CSRF error for a token that died with it.
     headers = forget(request)
-    return _see_other(request.route_path("login", _query={"notice": "signed-out"}), headers)
+    return _see_other(request, request.route_path("login"), headers, notice="signed-out")
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -207,14 +251,13 @@ def revoke(request: Request) -> HTTPSeeOther:
     # Scoped to the caller's own key: a session id of someone else's session ends nothing.
     ended = request.jeff.revoke(request.authenticated_userid, session_id)
     notice = "ended-one" if ended else "gone"
-    return _see_other(request.route_path("sessions", _query={"notice": notice}))
+    return _see_other(request, request.route_path("sessions"), notice=notice)
 
 
 @view_config(route_name="revoke_others", request_method="POST", permission="view")
 def revoke_others(request: Request) -> HTTPSeeOther:
     n = request.jeff.revoke_all(request.authenticated_userid, keep=request.jeff_session.id)
-    query = {"notice": "ended-others", "n": str(n)}
-    return _see_other(request.route_path("sessions", _query=query))
+    return _see_other(request, request.route_path("sessions"), notice="ended-others", n=str(n))
 
 
 # --- admin -----------------------------------------------------------------------------------
@@ -243,8 +286,10 @@ def admin(request: Request) -> dict[str, Any]:
 def admin_revoke(request: Request) -> HTTPSeeOther:
     email = request.POST.get("email", "")
     n = request.jeff.revoke_all(email) if email in USERS else 0
-    query = {"notice": "ended-all", "n": str(n), "user": email if email in USERS else ""}
-    return _see_other(request.route_path("admin", _query=query))
+    user = email if email in USERS else ""
+    return _see_other(
+        request, request.route_path("admin"), notice="ended-all", n=str(n), user=user
+    )
 
 
 # --- errors ----------------------------------------------------------------------------------
