@@ -35,12 +35,19 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             capture_output=True,
             timeout=30,
         )
-        client = redis.Redis(port=nodes[0].port)
-        deadline = time.monotonic() + 20
-        while client.cluster("info").get("cluster_state") != "ok":
+        # Every node must see the whole cluster: a node that has not yet heard of the
+        # others answers CLUSTERDOWN (asking only the first one made this test flaky).
+        clients = [redis.Redis(port=node.port) for node in nodes]
+        deadline = time.monotonic() + 30
+        while not all(
+            info.get("cluster_state") == "ok" and int(info.get("cluster_known_nodes", 0)) == 3
+            for info in (client.cluster("info") for client in clients)
+        ):
             if time.monotonic() > deadline:
                 pytest.fail("the test cluster did not become ready")
             time.sleep(0.1)
+        for client in clients:
+            client.close()
         yield f"redis://127.0.0.1:{nodes[0].port}/0"
     finally:
         for node in nodes:

@@ -16,9 +16,12 @@ What must hold (design.md, "Fail closed, destroy nothing"):
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import os
 import random
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,6 +61,25 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+class StoreSpy:
+    """Delegates to the real store, noting which threads call it."""
+
+    def __init__(self, store: Any, callers: set[str]) -> None:
+        self.store = store
+        self.callers = callers
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+        if not callable(method):
+            return method
+
+        def spied(*args: Any, **kwargs: Any) -> Any:
+            self.callers.add(threading.current_thread().name)
+            return method(*args, **kwargs)
+
+        return spied
+
+
 class Site:
     """The test application on a private Redis, with logged-in users."""
 
@@ -72,6 +94,8 @@ class Site:
             }
         )
         self.manager: SessionManager = self.wsgi.registry.getUtility(ISecurityPolicy).manager
+        self.store_callers: set[str] = set()  # names of the threads that called the store
+        self.manager.store = StoreSpy(self.manager.store, self.store_callers)  # type: ignore[assignment]
         self.cookies: dict[str, str] = {}  # user -> cookie value
         for user in USERS:
             response = self.request("POST", "/login", form={"key": user})
@@ -88,13 +112,13 @@ class Site:
         )
         return request.get_response(self.wsgi)
 
-    def stored_session_ids(self) -> dict[str, set[str]]:
+    def stored_session_ids(self, users: list[str] = USERS) -> dict[str, set[str]]:
         """What Redis holds per user, read with a patient client of our own."""
         client = self.server.client()
         try:
             return {
                 user: {f.decode() for f in client.hkeys(f"jeff:{{{key_digest(user)}}}")}
-                for user in USERS
+                for user in users
             }
         finally:
             client.close()
@@ -128,7 +152,9 @@ class Load:
         self.fresh_users = itertools.count()
         self.lock = threading.Lock()
         self.threads = [
-            threading.Thread(target=self.run, args=(random.Random(n), kinds))
+            threading.Thread(
+                target=self.run, args=(random.Random(n), kinds), name=f"load-{'-'.join(kinds)}"
+            )
             for n, kinds in enumerate(self.MIXES)
         ]
 
@@ -143,6 +169,8 @@ class Load:
             thread.join(timeout=30)
         if self.errors:
             raise self.errors[0]
+        stuck = [thread.name for thread in self.threads if thread.is_alive()]
+        assert not stuck, f"requests still waiting 30 s after the load stopped: {stuck}"
 
     def run(self, rng: random.Random, kinds: list[str]) -> None:
         try:
@@ -185,13 +213,33 @@ class Load:
 
 
 NEEDS_SESSION = {"protected", "whoami", "public", "sessions"}
+SESSION_FREE = "load-static-anonymous"  # the name of the thread that sends them
 
 
-def check_run(load: Load, down: float, up: float, back: float, label: str) -> dict[str, Any]:
+def answered(o: Outcome, cookies: dict[str, str]) -> bool:
+    """Whether ``o`` is what a working store gives: served, to the user who asked."""
+    if o.kind == "login":
+        return o.status == 303 and len(o.set_cookies) == 1
+    if o.kind in ("static", "anonymous"):
+        return o.status == 200
+    if o.status != 200:
+        return False
+    assert o.user is not None
+    if o.kind == "sessions":  # the user's own sessions, the current one among them
+        session_id = cookies[o.user].split(".")[1]
+        return f'"id": "{session_id}"' in o.body
+    return o.user in o.body
+
+
+def check_run(
+    load: Load, going_down: float, down: float, up: float, back: float, label: str
+) -> dict[str, Any]:
     """The assertions every outage shares; returns the figures worth reporting.
 
-    ``down``: when Redis was taken down; ``up``: when it was being brought back;
-    ``back``: when it answered again.
+    ``going_down``: when taking Redis down began; ``down``: when it was certainly down;
+    ``up``: when it was being brought back; ``back``: when it answered again. A request
+    that overlaps a transition may get either answer; it is held to the rules that hold
+    everywhere (no crash, bounded latency, no cleared or stray cookie).
     """
     outcomes = load.outcomes
     assert outcomes, "the load sent nothing"
@@ -204,9 +252,17 @@ def check_run(load: Load, down: float, up: float, back: float, label: str) -> di
     assert not cleared, f"{label}: a cookie was cleared: {cleared[:3]}"
     stray = [o for o in outcomes if o.set_cookies and not (o.kind == "login" and o.status == 303)]
     assert not stray, f"{label}: Set-Cookie outside a successful login: {stray[:3]}"
-    # Outside the outage (and its recovery), everything works as usual.
-    before = load.between(0, down)
-    assert before and all(o.status != 503 for o in before), f"{label}: 503 before the outage"
+    # Everywhere, even across a transition: the right answer or a 503, nothing else (a
+    # redirect to the login page or an anonymous page would be a silent logout).
+    wrong = [o for o in outcomes if not (o.status == 503 or answered(o, load.site.cookies))]
+    assert not wrong, f"{label}: neither served nor a 503: {wrong[:3]}"
+    refused = [o for o in outcomes if o.status == 503 and o.kind in ("static", "anonymous")]
+    assert not refused, f"{label}: a session-free view failed: {refused[:3]}"
+    # Before the outage, everything works as usual.
+    before = load.between(0, going_down)
+    assert before, f"{label}: nothing ran before the outage"
+    failed = [o for o in before if not answered(o, load.site.cookies)]
+    assert not failed, f"{label}: failed before the outage: {failed[:3]}"
     # During the outage: 503 for whatever needs the session, never a logout.
     during = load.between(down + 0.05, up)
     kinds = {o.kind for o in during}
@@ -218,17 +274,18 @@ def check_run(load: Load, down: float, up: float, back: float, label: str) -> di
             assert o.status == 503 and not o.set_cookies, f"{label}: {o}"
         else:  # /static never reads the session; anonymous /public has no cookie
             assert o.status == 200, f"{label}: {o}"
-    unaffected = [o for o in during if o.kind in ("static", "anonymous")]
-    assert all(o.elapsed < 0.2 for o in unaffected), f"{label}: session-free views slowed"
+    # Session-free views never wait for the store: they never call it, and they stay fast
+    # (the median: a loaded two-core machine stretches single requests; a view waiting on
+    # a frozen Redis would take TIMEOUT every time).
+    assert SESSION_FREE not in load.site.store_callers, f"{label}: a session-free view used it"
+    unaffected = [o.elapsed for o in during if o.kind in ("static", "anonymous")]
+    assert statistics.median(unaffected) < TIMEOUT / 2, f"{label}: session-free views slowed"
     # After it: recovered by itself.
     after = load.between(back + RECOVERY, float("inf"))
     assert after, f"{label}: no request ran after the recovery"
+    assert {o.kind for o in after} >= {"protected", "login"}, f"{label}: too little ran after"
     for o in after:
-        if o.kind in NEEDS_SESSION:
-            assert o.status == 200, f"{label}: not recovered: {o}"
-            assert o.kind == "sessions" or o.user in o.body, f"{label}: logged out: {o}"
-        elif o.kind == "login":
-            assert o.status == 303 and o.set_cookies, f"{label}: login not recovered: {o}"
+        assert answered(o, load.site.cookies), f"{label}: not recovered: {o}"
     first_ok = min(
         (o.started + o.elapsed for o in outcomes if o.started >= back and o.status == 200),
         default=float("inf"),
@@ -253,38 +310,68 @@ def assert_sessions_intact(site: Site, before: dict[str, set[str]]) -> None:
         assert not response.headers.getall("Set-Cookie")
 
 
+@contextlib.contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """No cyclic garbage collection while the load runs.
+
+    A full collection holds the GIL and stops every thread at once: measured at 0.44 s on
+    this two-core machine under load, it made requests that never waited for Redis (served,
+    or refused at once) take over a second. That is the test process's heap (thousands of
+    recorded outcomes), not the code under test, and it is not what the bound is about.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def run_outage(
     server: RedisServer, take_down: Callable[[], None], bring_up: Callable[[], None], label: str
 ) -> dict[str, Any]:
     site = Site(server)
     before = site.stored_session_ids()
     assert all(len(ids) == 1 for ids in before.values())
-    with Load(site) as load:
+    with no_gc_pauses(), Load(site) as load:
         time.sleep(0.5)
-        down = time.monotonic()
-        take_down()
+        going_down = time.monotonic()
         try:
+            # take_down() returns once the outage is certain (the process is stopped or
+            # dead): until then Redis may still answer, and rightly (a kill takes a SAVE
+            # first, which a loaded machine can stretch past 100 ms).
+            take_down()
+            down = time.monotonic()
             time.sleep(OUTAGE)
         finally:
             up = time.monotonic()
             bring_up()
         back = time.monotonic()  # restart() returns once Redis answers
         time.sleep(RECOVERY + 1.0)
-    figures = check_run(load, down, up, back, label)
+    figures = check_run(load, going_down, down, up, back, label)
     assert_sessions_intact(site, before)
     # A login that timed out may still have been written once Redis ran its queued
     # commands: a session no cookie names (harmless; it only shows in listings).
     refused = [o.user for o in load.outcomes if o.kind == "login" and o.status == 503]
     figures["refused_logins"] = len(refused)
-    figures["phantom_sessions"] = sum(bool(site.manager.sessions(u)) for u in refused if u)
+    stored = site.stored_session_ids([u for u in refused if u])
+    figures["phantom_sessions"] = sum(bool(ids) for ids in stored.values())
     print(f"\n{label}: {figures}")  # the figures the issue asks for (pytest -s / -rA)
     return figures
 
 
 def test_sigstop_then_sigcont_under_load(server: RedisServer) -> None:
     """Redis frozen: every command times out (the worst case for latency)."""
+
+    def freeze() -> None:
+        server.pause()
+        assert server.process is not None
+        stat = Path(f"/proc/{server.process.pid}/stat")
+        if stat.exists():  # Linux: return once the kernel has stopped it
+            wait_for(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] in "Tt", "SIGSTOP")
+
     try:
-        figures = run_outage(server, server.pause, server.resume, "SIGSTOP/SIGCONT")
+        figures = run_outage(server, freeze, server.resume, "SIGSTOP/SIGCONT")
     finally:
         server.resume()
     # Frozen Redis: each request needing the session waited for its one timeout.
@@ -358,10 +445,10 @@ def test_readonly_replica_after_a_failover_is_an_outage_not_a_crash(
             refresh = site.request("GET", "/protected", USERS[1])
         finally:
             site.manager.clock = real_clock
-        assert refresh.status_code in (200, 503), refresh
+        assert refresh.status_code == 503, refresh  # the touch is a write: READONLY
         assert not refresh.headers.getall("Set-Cookie")
         assert time.monotonic() - started < 5 * MAX_LATENCY
-        print(f"\nREADONLY: reads 200, login 503, logout 503, refresh {refresh.status_code}")
+        print("\nREADONLY: reads 200, login 503, logout 503, refresh 503")
 
         # Promoted back (or the application re-pointed): everything works again.
         primary.replicaof("NO", "ONE")

@@ -123,11 +123,19 @@ def test_samesite_none_requires_secure() -> None:
 
 
 def test_other_settings_are_left_alone() -> None:
-    configure(**{"jeffrey.anything": "x", "pyramid.reload_templates": "true"})
+    others = {"jeffrey.anything": "x", "jeff": "y", "pyramid.reload_templates": "true"}
+    # Not taken for ours (a "jeff" prefix without the dot would refuse them as unknown)...
+    assert parse_settings({**others, "jeff.max_age": "60"}) == JeffSettings(max_age=60)
+    app = configure(**others)
+    # ...and passed through untouched (Pyramid itself coerces its own reload_templates).
+    assert app.registry.settings["jeffrey.anything"] == "x"
+    assert app.registry.settings["jeff"] == "y"
+    assert isinstance(policy_of(app).manager.store, MemoryStore)
 
 
 def test_every_known_setting_is_documented_in_includeme() -> None:
     doc = pyramid_jeff.includeme.__doc__ or ""
+    assert len(KNOWN) > 10  # the loop below checks something
     for key in KNOWN:
         assert f"``{key}``" in doc, key
 
