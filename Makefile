@@ -35,10 +35,10 @@ demo-install: $(VENV)/.demo-installed
 demo: $(VENV)/.demo-installed
 	$(BIN)/pserve development.ini
 
-# Every test (Redis tests start a private redis-server; REDIS_URL may name another),
-# then lint and strict type checks.
+# Every test (Redis tests start a private redis-server; REDIS_URL may name another), with
+# branch coverage and its floor (pyproject.toml), then lint and strict type checks.
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov
 	$(MAKE) lint
 
 lint: $(VENV)/.test-installed

@@ -19,6 +19,7 @@ setup(
     extras_require={
         "test": [
             "pytest",
+            "pytest-cov",
             "webtest",
             "hypothesis",
             "pyramid_tm",

@@ -24,7 +24,7 @@ from .redis_store import RedisStore
 from .session import Session
 from .settings import JeffSettings, parse_settings
 from .store import SessionStore
-from .tween import keep_private
+from .tween import response_subscriber
 from .views import ForbiddenView, store_unavailable_view
 
 if TYPE_CHECKING:
@@ -152,8 +152,10 @@ def includeme(config: Configurator) -> None:
     ``jeff.csrf`` (``false``)
         Use :class:`JeffCSRFStoragePolicy`: CSRF tokens kept with the login session.
     ``jeff.redis.socket_timeout`` (``1.0``) / ``jeff.redis.socket_connect_timeout`` (``1.0``)
-        Seconds (above 0, at most 60) a Redis command / connection attempt may take;
-        also the longest wait for a free pooled connection. No retries.
+        Seconds (above 0, at most 60). Inside a request, all its Redis waits (commands,
+        connecting, a free pooled connection) share one budget of ``socket_timeout``;
+        outside one, each command / connection attempt / pool wait has its own. No
+        retries.
     ``jeff.redis.max_connections`` (``50``)
         Connections per process.
     ``jeff.redis.key_prefix`` (``jeff:``)
@@ -215,12 +217,12 @@ def includeme(config: Configurator) -> None:
         lambda: _add_default_forbidden_view(config, ForbiddenView(settings.login_url)),
         order=LAST_ACTION_ORDER,
     )
-    # The cache headers are decided last: after response callbacks and after every
-    # NewResponse subscriber the application registers (those for the NewResponse
+    # Logins and cache headers are settled last: after response callbacks and after
+    # every NewResponse subscriber the application registers (those for the NewResponse
     # class run after those for INewResponse, in order of registration).
     config.action(
-        ("pyramid_jeff", "cache headers"),
-        lambda: _autocommitted(config).add_subscriber(keep_private, NewResponse),
+        ("pyramid_jeff", "settle responses"),
+        lambda: _autocommitted(config).add_subscriber(response_subscriber(policy), NewResponse),
         order=LAST_ACTION_ORDER,
     )
     if settings.redirect is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .credentials import Credential, is_session_id, key_digest, normalize_key
@@ -88,6 +88,7 @@ class SessionManager:
         user_agent: str | None = None,
         replacing: Credential | None = None,
         max_age: int | None = None,
+        ending: Sequence[Credential] = (),
     ) -> tuple[Session, Credential]:
         """Log ``key`` in: store a new session and return it with its credential.
 
@@ -96,6 +97,8 @@ class SessionManager:
 
         ``replacing`` is the credential the browser carried: its session is ended (no
         fixation), in the same atomic store operation when the key is the same.
+        ``ending`` are credentials the caller ends soon after: those of this key do not
+        count against ``max_sessions``, so that they, not another device, make room.
         Validation errors (``TypeError``/``ValueError``) are raised before any write.
         """
         text_key = normalize_key(key)
@@ -119,7 +122,8 @@ class SessionManager:
         self.store.create(
             credential.key_digest,
             session,
-            max_sessions=self.max_sessions,
+            max_sessions=self.max_sessions
+            + sum(1 for c in ending if c.key_digest == credential.key_digest),
             now_ms=now,
             idle_timeout_ms=self.idle_timeout_ms,
             replace_id=replaced.session_id if replaced else None,
@@ -197,6 +201,7 @@ class SessionManager:
             session_id,
             now_ms=self.clock(),
             idle_timeout_ms=self.idle_timeout_ms,
+            key=text_key,
         )
 
     def revoke_all(self, key: str | int, keep: str | None = None) -> int:
@@ -213,4 +218,5 @@ class SessionManager:
             keep=keep,
             now_ms=self.clock(),
             idle_timeout_ms=self.idle_timeout_ms,
+            key=text_key,
         )

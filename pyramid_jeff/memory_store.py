@@ -91,13 +91,17 @@ class MemoryStore:
                 old = sessions.get(replace_id)
                 if old is not None and old.token_digest == replace_token_digest:
                     del sessions[replace_id]
-            if len(sessions) >= max_sessions:
-                for session_id, stored in list(sessions.items()):
+            # Only sessions of this key count and are evicted (the digests of two keys
+            # could collide), as in the Redis scripts.
+            mine = [s for s in sessions.values() if s.key == session.key]
+            if len(mine) >= max_sessions:
+                for stored in mine:
                     if not stored.is_live(now_ms, idle_timeout_ms):
-                        del sessions[session_id]
-                if len(sessions) >= max_sessions:
-                    oldest = sorted(sessions.values(), key=lambda s: (s.created_ms, s.id))
-                    for victim in oldest[: len(sessions) - max_sessions + 1]:
+                        del sessions[stored.id]
+                mine = [s for s in mine if s.id in sessions]
+                if len(mine) >= max_sessions:
+                    oldest = sorted(mine, key=lambda s: (s.created_ms, s.id))
+                    for victim in oldest[: len(mine) - max_sessions + 1]:
                         del sessions[victim.id]
                         evicted += 1
             sessions[session.id] = session
@@ -138,13 +142,16 @@ class MemoryStore:
         now_ms: int,
         idle_timeout_ms: int,
         token_digest: bytes | None = None,
+        key: str | None = None,
     ) -> bool:
         with self._lock:
             garbage = self._sweep(now_ms)
             sessions = self._sessions.get(key_digest, {})
             stored = sessions.get(session_id)
-            if stored is None or (
-                token_digest is not None and stored.token_digest != token_digest
+            if (
+                stored is None
+                or (token_digest is not None and stored.token_digest != token_digest)
+                or (key is not None and stored.key != key)
             ):
                 return False
             del sessions[session_id]
@@ -154,17 +161,24 @@ class MemoryStore:
         return stored.is_live(now_ms, idle_timeout_ms)
 
     def revoke_all(
-        self, key_digest: str, *, keep: str | None, now_ms: int, idle_timeout_ms: int
+        self,
+        key_digest: str,
+        *,
+        keep: str | None,
+        now_ms: int,
+        idle_timeout_ms: int,
+        key: str | None = None,
     ) -> int:
         with self._lock:
             garbage = self._sweep(now_ms)
             sessions = self._sessions.get(key_digest, {})
-            ended = [s for sid, s in sessions.items() if sid != keep]
-            kept = sessions.get(keep) if keep is not None else None
-            if kept is None:
+            ended = [
+                s for sid, s in sessions.items() if sid != keep and (key is None or s.key == key)
+            ]
+            for session in ended:
+                del sessions[session.id]
+            if not sessions:
                 self._forget_key(key_digest)
-            else:
-                self._sessions[key_digest] = {kept.id: kept}
         del garbage
         return sum(1 for s in ended if s.is_live(now_ms, idle_timeout_ms))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -10,12 +11,16 @@ from pyramid.interfaces import ISecurityPolicy
 from zope.interface import implementer
 
 from .cookies import CookieProfile
+from .errors import StoreUnavailable
 from .manager import SessionManager
-from .request import RequestState, request_state
+from .request import SETTLED_BY_TWEEN, RequestState, find_state, request_state
 from .session import Session
 
 if TYPE_CHECKING:
     from pyramid.request import Request
+    from pyramid.response import Response
+
+log = logging.getLogger("pyramid_jeff")
 
 GroupFinder = Callable[[str, "Request"], Iterable[str] | None]
 IdentityLoader = Callable[[Session, "Request"], Any]
@@ -139,27 +144,72 @@ class JeffSecurityPolicy:
         elif not isinstance(persistent, bool):
             raise TypeError(f"persistent must be True or False, not {persistent!r}")
         state = self.state(request)
-        session, credential = self.manager.create(
-            userid,
-            meta=meta,
-            ip=request.remote_addr,
-            user_agent=request.user_agent,
-            replacing=state.credential,
-            max_age=max_age,
-        )
-        for duplicate in state.duplicates:
-            self.manager.end(duplicate)
+        carried = [c for c in (state.credential, *state.duplicates) if c is not None]
+        if request.__dict__.get(SETTLED_BY_TWEEN):
+            # The sessions this browser carried end once the new cookie is on its way
+            # (settle_logins): a view that fails after remember() leaves it logged in as
+            # before, not logged out. The key may hold one more session meanwhile.
+            session, credential = self.manager.create(
+                userid,
+                meta=meta,
+                ip=request.remote_addr,
+                user_agent=request.user_agent,
+                max_age=max_age,
+                ending=carried,
+            )
+            state.created.append(credential)
+            state.replaced.extend(c for c in carried if c not in state.replaced)
+        else:  # outside a request the tween handles (a script): at once
+            session, credential = self.manager.create(
+                userid,
+                meta=meta,
+                ip=request.remote_addr,
+                user_agent=request.user_agent,
+                replacing=state.credential,
+                max_age=max_age,
+            )
+            for duplicate in state.duplicates:
+                self.manager.end(duplicate)
         state.replace(session, credential)
         request.__dict__.pop("jeff_session", None)  # let the reified property see it
         lifetime = (session.expires_ms - session.created_ms) // 1000 if persistent else None
         return [self.cookie.set_header(credential.encode(), lifetime)]
 
+    def settle_logins(self, request: Request, response: Response | None) -> None:
+        """After the response is known (``None``: an exception propagates): end the
+        sessions that ``remember()`` created but whose cookie is not in ``response``
+        (nobody holds their token), and, if one of them is, the sessions the browser
+        carried before. Called by the tween; a store failure here is logged, never
+        turned into an error page, since the response itself is right."""
+        state = find_state(request)
+        if state is None or not state.created:
+            return
+        sent = set()
+        if response is not None:
+            prefix = f"{self.cookie.name}="
+            for name, value in response.headerlist:
+                if name.lower() == "set-cookie" and value.startswith(prefix):
+                    sent.add(value[len(prefix) :].split(";", 1)[0])
+        delivered = [c for c in state.created if c.encode() in sent]
+        to_end = dict.fromkeys(c for c in state.created if c not in delivered)
+        if delivered:
+            to_end.update(dict.fromkeys(state.replaced))
+        state.created, state.replaced = [], []
+        for credential in to_end:
+            try:
+                self.manager.end(credential)
+            except StoreUnavailable as exc:
+                log.warning("could not end a replaced or undelivered session: %s", exc)
+
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
         """Log out: end the current session in the store and expire the cookie."""
         state = self.state(request)
-        for credential in (state.credential, *state.duplicates):
+        # Logging out ends at once whatever this browser holds, including a login of
+        # this same request not yet settled.
+        for credential in (state.credential, *state.duplicates, *state.replaced):
             if credential is not None:
                 self.manager.end(credential)
+        state.created, state.replaced = [], []
         state.replace(None, None)
         request.__dict__.pop("jeff_session", None)
         headers = [self.cookie.expire_header()]

@@ -19,18 +19,23 @@ if TYPE_CHECKING:
     from pyramid.request import Request
 
 STATE_KEY = "pyramid_jeff.state"
+# Set by the tween on requests it handles: their logins are settled once the response
+# is known (see JeffSecurityPolicy.settle_logins).
+SETTLED_BY_TWEEN = "pyramid_jeff.settled_by_tween"
 
 
 class RequestState:
     __slots__ = (
         "cookie",
         "cookie_written",
+        "created",
         "credential",
         "duplicates",
         "error",
         "identity",
         "loaded",
         "principals",
+        "replaced",
         "resolving",
         "session",
     )
@@ -48,6 +53,11 @@ class RequestState:
         # authenticates (we cannot tell which one the browser meant), but a login or a
         # logout ends them all, since this browser holds every one.
         self.duplicates = duplicates
+        # Sessions remember() created in this request whose cookie may not reach the
+        # browser (the view may still fail), and those they replace, ended only once it
+        # does: see JeffSecurityPolicy.settle_logins.
+        self.created: list[Credential] = []
+        self.replaced: list[Credential] = []
         self.loaded = False
         self.session: Session | None = None
         self.error: StoreUnavailable | None = None

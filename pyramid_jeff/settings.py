@@ -230,6 +230,21 @@ def parse_settings(
     return parsed
 
 
+def request_store_budget(settings: Mapping[str, Any]) -> float | None:
+    """Seconds one request may spend waiting on the store in total: the
+    ``jeff.redis.socket_timeout``; ``None`` for the memory store, which never waits.
+
+    Read by the tween from the raw settings (already checked by :func:`parse_settings`).
+    """
+    store = settings.get("jeff.store")
+    if store in (None, "") or (isinstance(store, str) and store.strip() == "memory://"):
+        return None
+    value = settings.get("jeff.redis.socket_timeout")
+    if value is None or value == "":
+        return JeffSettings.redis_socket_timeout
+    return _seconds("jeff.redis.socket_timeout", value)
+
+
 def _cookie_name(key: str, value: object) -> str:
     text = str(value).strip()
     if not _TOKEN_RE.fullmatch(text) or text.lower().startswith(("__host-", "__secure-")):

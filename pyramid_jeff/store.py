@@ -63,15 +63,25 @@ class SessionStore(Protocol):
         now_ms: int,
         idle_timeout_ms: int,
         token_digest: bytes | None = None,
+        key: str | None = None,
     ) -> bool:
         """Delete one session; ``True`` if it was live. With ``token_digest``, only if the
-        session's token digest is that one (a logout or rotation proves possession)."""
+        session's token digest is that one (a logout or rotation proves possession);
+        with ``key``, only if it is a session of that key (two keys' digests may
+        collide)."""
         ...
 
     def revoke_all(
-        self, key_digest: str, *, keep: str | None, now_ms: int, idle_timeout_ms: int
+        self,
+        key_digest: str,
+        *,
+        keep: str | None,
+        now_ms: int,
+        idle_timeout_ms: int,
+        key: str | None = None,
     ) -> int:
-        """Delete every session of the key but ``keep``; return how many were live."""
+        """Delete every session of the key but ``keep``; return how many were live. With
+        ``key``, only sessions of that key."""
         ...
 
     def close(self) -> None:

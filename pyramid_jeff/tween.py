@@ -2,7 +2,8 @@
 
 The tween sits just under ``INGRESS`` (so above ``EXCVIEW`` and above pyramid_tm, whose
 user annotation reads the session): it sees the final response, including the ones
-exception views render, expires a cookie that named a dead session, and turns a
+exception views render, opens the request's store budget (:mod:`pyramid_jeff.deadline`),
+expires a cookie that named a dead session, and turns a
 :class:`StoreUnavailable` that escapes another tween into a 503. The cache headers are
 settled later, by :func:`keep_private`, a ``NewResponse`` subscriber registered after
 every other one, since response callbacks and subscribers run after all tweens. A request
@@ -15,8 +16,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pyramid.interfaces import ISecurityPolicy
+
+from . import deadline
 from .errors import StoreUnavailable
-from .request import RequestState, find_state
+from .policy import JeffSecurityPolicy
+from .request import SETTLED_BY_TWEEN, RequestState, find_state
+from .settings import request_store_budget
 from .views import store_unavailable_response
 
 if TYPE_CHECKING:
@@ -29,11 +35,30 @@ Handler = Callable[["Request"], "Response"]
 
 
 def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
+    # All store waits of one request share one budget (see pyramid_jeff.deadline): the
+    # handler below us includes pyramid_tm and exception views.
+    budget_seconds = request_store_budget(registry.settings or {})
+    budget_var = deadline._current
+
+    policy = registry.queryUtility(ISecurityPolicy)
+    settle = policy.settle_logins if isinstance(policy, JeffSecurityPolicy) else None
+
     def jeff_tween(request: Request) -> Response:
+        if settle is not None:
+            request.__dict__[SETTLED_BY_TWEEN] = True
+        token = None if budget_seconds is None else budget_var.set(deadline.Budget(budget_seconds))
         try:
-            response = handler(request)
-        except StoreUnavailable as exc:
-            response = store_unavailable_response(request, exc)
+            try:
+                response = handler(request)
+            except StoreUnavailable as exc:
+                response = store_unavailable_response(request, exc)
+            except BaseException:
+                if settle is not None:
+                    settle(request, None)  # no cookie will go out: end what remember() made
+                raise
+        finally:
+            if token is not None:
+                budget_var.reset(token)
         state: RequestState | None = find_state(request)
         if state is None:
             return response
@@ -49,6 +74,17 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
         return response
 
     return jeff_tween
+
+
+def response_subscriber(policy: JeffSecurityPolicy) -> Callable[[NewResponse], None]:
+    """The ``NewResponse`` subscriber that settles a response once nothing else can
+    change it (registered after every other one): logins, then cache headers."""
+
+    def settle_response(event: NewResponse) -> None:
+        policy.settle_logins(event.request, event.response)
+        keep_private(event)
+
+    return settle_response
 
 
 def keep_private(event: NewResponse) -> None:

@@ -145,3 +145,15 @@ def test_the_adoption_snippet_is_valid_python() -> None:
     blocks = re.findall(r"```python\n(.*?)```", section("Quick start"), re.DOTALL)
     for block in blocks:
         ast.parse(block)
+
+
+def test_the_quoted_adoption_is_the_tested_one() -> None:
+    text = section("Adopting it in an existing app")
+    python, ini = re.findall(r"```(?:python|ini)\n(.*?)```", text, re.DOTALL)
+    adoption = Path(__file__).parent / "adoption" / "wiki2"
+    assert python == (adoption / "tutorial" / "security.py").read_text(encoding="utf-8")
+    tested = (adoption / "jeff.ini").read_text(encoding="utf-8").splitlines()
+    quoted = ini.splitlines()
+    assert [line for line in quoted if not line.startswith("jeff.store")] == [
+        line for line in tested if not line.startswith(("jeff.store", "jeff.cookie_secure"))
+    ]

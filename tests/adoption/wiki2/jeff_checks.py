@@ -227,27 +227,26 @@ def test_committed_login_keeps_its_writes(wsgi_app, client):
     assert live_sessions(wsgi_app, "abe") == 1
 
 
-def test_exception_after_remember_sends_no_cookie_but_leaves_a_session(wsgi_app, client):
+def test_exception_after_remember_sends_no_cookie_and_leaves_no_session(wsgi_app, client):
     with pytest.raises(RuntimeError):
         client.post("/_jeff/login_then_raise", {"login": "bob", "page": "BobPage"})
     assert not page_exists(wsgi_app, "BobPage")  # pyramid_tm aborted the transaction
     assert COOKIE not in client.cookies  # no Set-Cookie: the browser is not logged in
     assert client.get("/_jeff/whoami").json["userid"] is None
-    # The session remember() wrote is not transactional: it stays in the store, held by
-    # no browser (its token never left the server) until it expires.
-    assert live_sessions(wsgi_app, "bob") == 1
+    # The session remember() wrote never reached a browser: pyramid_jeff ended it.
+    assert live_sessions(wsgi_app, "bob") == 0
 
 
-def test_exception_after_remember_ends_the_previous_session(wsgi_app, client):
+def test_exception_after_remember_keeps_the_previous_session(wsgi_app, client):
     probe_login(client, "carl")
     uid = str(user_id(wsgi_app, "carl"))
     assert client.get("/_jeff/whoami").json["userid"] == uid
     with pytest.raises(RuntimeError):
         client.post("/_jeff/login_then_raise", {"login": "carl", "page": "CarlPage"})
-    # remember() ended the session the browser carried before the view failed: the
-    # browser still holds that cookie, and it is now logged out.
-    assert client.get("/_jeff/whoami").json["userid"] is None
-    assert live_sessions(wsgi_app, "carl") == 1  # the orphan of the failed login
+    # The failed re-login changed nothing: the browser's session still stands, the one
+    # remember() made is gone. No surprise logout.
+    assert client.get("/_jeff/whoami").json["userid"] == uid
+    assert live_sessions(wsgi_app, "carl") == 1
 
 
 def test_aborted_transaction_with_a_response_still_logs_in(wsgi_app, client):
@@ -280,8 +279,8 @@ def test_retried_login_logs_in_once(wsgi_app, client):
     assert ATTEMPTS == [(0, None), (1, None)]
     uid = str(user_id(wsgi_app, "eve"))
     assert response.json == {"userid": uid, "name": "eve", "tx_user": uid}
-    # Attempt 0's session is an orphan (its cookie was thrown away with its response).
-    assert live_sessions(wsgi_app, "eve") == 2
+    # Attempt 0's session (its cookie thrown away with its response) was ended.
+    assert live_sessions(wsgi_app, "eve") == 1
 
 
 def test_retried_login_sends_exactly_one_cookie(wsgi_app, client):
@@ -318,13 +317,13 @@ def test_retried_relogin_ends_the_old_session_once(wsgi_app, client):
     uid = str(user_id(wsgi_app, "gus"))
     old_cookie = client.cookies[COOKIE]
     response = probe_login(client, "gus", failures=1)
-    # Attempt 0's remember() ended the old session, so attempt 1 starts anonymous
-    # from the same (now dead) cookie, and logs in again.
-    assert ATTEMPTS[-2:] == [(0, uid), (1, None)]
+    # Attempt 0 failed, so its login was undone and the old session kept: attempt 1
+    # starts logged in as before, and its login replaces the old session.
+    assert ATTEMPTS[-2:] == [(0, uid), (1, uid)]
     assert len(jeff_set_cookies(response)) == 1
     assert client.cookies[COOKIE] != old_cookie
     assert client.get("/_jeff/whoami").json["name"] == "gus"
-    assert live_sessions(wsgi_app, "gus") == 2  # the new one + attempt 0's orphan
+    assert live_sessions(wsgi_app, "gus") == 1
 
 
 def test_exhausted_retries_log_nobody_in(wsgi_app, client):
@@ -333,4 +332,4 @@ def test_exhausted_retries_log_nobody_in(wsgi_app, client):
     assert ATTEMPTS == [(0, None), (1, None), (2, None)]
     assert COOKIE not in client.cookies
     assert client.get("/_jeff/whoami").json["userid"] is None
-    assert live_sessions(wsgi_app, "hal") == 3  # one orphan per attempt
+    assert live_sessions(wsgi_app, "hal") == 0  # each attempt's session was ended
