@@ -344,7 +344,7 @@ def _jeff_settings(store: str) -> dict[str, str]:
     return {
         "jeff.store": store,
         "jeff.cookie_secure": "false",  # plain http in the HTTP run; same cookie name everywhere
-        "jeff.max_sessions": "20000",  # room for the 10,000-sessions-under-one-key run
+        "jeff.max_sessions": "1000",  # the most one key may hold: room for the "many" run
     }
 
 
