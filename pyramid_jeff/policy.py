@@ -145,29 +145,24 @@ class JeffSecurityPolicy:
             raise TypeError(f"persistent must be True or False, not {persistent!r}")
         state = self.state(request)
         carried = [c for c in (state.credential, *state.duplicates) if c is not None]
-        if request.__dict__.get(SETTLED_BY_TWEEN):
-            # The sessions this browser carried end once the new cookie is on its way
-            # (settle_logins): a view that fails after remember() leaves it logged in as
-            # before, not logged out. The key may hold one more session meanwhile.
-            session, credential = self.manager.create(
-                userid,
-                meta=meta,
-                ip=request.remote_addr,
-                user_agent=request.user_agent,
-                max_age=max_age,
-                ending=carried,
-            )
+        # In a request the tween handles, the sessions this browser carried end once the
+        # new cookie is on its way (settle_logins): a view that fails after remember()
+        # leaves it logged in as before, not logged out. The key may hold one more
+        # session meanwhile. Elsewhere (a script), they end at once.
+        deferred = bool(request.__dict__.get(SETTLED_BY_TWEEN))
+        session, credential = self.manager.create(
+            userid,
+            meta=meta,
+            ip=request.remote_addr,
+            user_agent=request.user_agent,
+            max_age=max_age,
+            replacing=None if deferred else state.credential,
+            ending=carried if deferred else (),
+        )
+        if deferred:
             state.created.append(credential)
             state.replaced.extend(c for c in carried if c not in state.replaced)
-        else:  # outside a request the tween handles (a script): at once
-            session, credential = self.manager.create(
-                userid,
-                meta=meta,
-                ip=request.remote_addr,
-                user_agent=request.user_agent,
-                replacing=state.credential,
-                max_age=max_age,
-            )
+        else:
             for duplicate in state.duplicates:
                 self.manager.end(duplicate)
         state.replace(session, credential)

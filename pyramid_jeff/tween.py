@@ -4,9 +4,9 @@ The tween sits just under ``INGRESS`` (so above ``EXCVIEW`` and above pyramid_tm
 user annotation reads the session): it sees the final response, including the ones
 exception views render, opens the request's store budget (:mod:`pyramid_jeff.deadline`),
 expires a cookie that named a dead session, and turns a
-:class:`StoreUnavailable` that escapes another tween into a 503. The cache headers are
-settled later, by :func:`keep_private`, a ``NewResponse`` subscriber registered after
-every other one, since response callbacks and subscribers run after all tweens. A request
+:class:`StoreUnavailable` that escapes another tween into a 503. Logins and cache headers
+are settled later, by :func:`response_subscriber`, a ``NewResponse`` subscriber registered
+after every other one, since response callbacks and subscribers run after all tweens. A request
 that never touched the session costs one dict lookup in each.
 """
 
