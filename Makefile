@@ -6,11 +6,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The lowest supported versions (.ci/floors.txt), in a venv of their own.
 FLOORS_VENV ?= .venv-floors
-# Every test that exercises pyramid, redis-py or msgpack, but the slow fuzzing
+# Every test that exercises pyramid, redis-py, msgpack, pymemcache or SQLAlchemy, but the slow fuzzing
 # (test_hostile_input), the browser and the packaging tests.
 FLOORS_TESTS ?= tests/test_redis_floor.py tests/test_redis_store.py tests/test_functional.py tests/test_settings.py \
 	tests/test_security.py tests/test_integration.py tests/test_memory_store.py \
-	tests/test_races.py tests/test_outages.py tests/test_cluster.py tests/test_demo.py
+	tests/test_races.py tests/test_outages.py tests/test_cluster.py tests/test_demo.py \
+	tests/test_store_contract.py tests/test_memcached_store.py tests/test_sql_store.py
 # Reads the retry count with Retry.get_retries(), which redis-py 5.0 does not have yet; the
 # no-retry behaviour itself is tested by test_redis_store and test_outages.
 FLOORS_DESELECT ?= --deselect tests/test_settings.py::test_store_urls_choose_the_store
@@ -52,8 +53,8 @@ test-floors:
 	rm -rf $(FLOORS_VENV)
 	$(PYTHON) -m venv $(FLOORS_VENV)
 	$(FLOORS_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(FLOORS_VENV)/bin/python -m pip install --quiet -c .ci/floors.txt -e . -e ./demo \
-		pytest webtest hypothesis pyramid_tm
+	$(FLOORS_VENV)/bin/python -m pip install --quiet -c .ci/floors.txt -e '.[memcached,sql]' \
+		-e ./demo pytest webtest hypothesis pyramid_tm 'psycopg[binary]' pymysql
 	$(FLOORS_VENV)/bin/python .ci/check_floors.py .ci/floors.txt
 	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider $(FLOORS_DESELECT) $(FLOORS_TESTS)
 

@@ -17,6 +17,9 @@ setup(
     # The lowest versions here are the ones `make test-floors` (.ci/floors.txt) tests.
     install_requires=["pyramid>=2.0", "msgpack>=1.0.5", "redis>=5.0"],
     extras_require={
+        # Optional stores; a SQL store also needs the database's driver (psycopg, pymysql).
+        "memcached": ["pymemcache>=4.0"],
+        "sql": ["SQLAlchemy>=2.0"],
         "test": [
             "pytest",
             "pytest-cov",
@@ -26,7 +29,10 @@ setup(
             "pyramid_retry",
             "transaction",
             "zope.sqlalchemy",
-            "SQLAlchemy",
+            "SQLAlchemy>=2.0",
+            "pymemcache>=4.0",
+            "psycopg[binary]",
+            "pymysql",
             "alembic",
             "bcrypt",
             "docutils",

@@ -15,7 +15,7 @@ setup(
     packages=["pyramid_jeff_demo"],
     package_data={"pyramid_jeff_demo": ["templates/*.jinja2", "static/*.css"]},
     zip_safe=False,
-    install_requires=["pyramid_jeff", "pyramid_jinja2", "waitress"],
+    install_requires=["pyramid_jeff[sql]", "pyramid_jinja2", "waitress"],
     entry_points={"paste.app_factory": ["main = pyramid_jeff_demo:main"]},
     classifiers=["Private :: Do Not Upload"],
 )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyramid.config.predicates import DEFAULT_PHASH
 from pyramid.events import NewResponse
+from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.interfaces import IExceptionViewClassifier, IMultiView, IRequest, ISecuredView, IView
 from pyramid.tweens import INGRESS
@@ -49,8 +50,6 @@ __all__ = [
 
 def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionStore:
     """The store ``jeff.store`` names (see :func:`includeme`)."""
-    from pyramid.exceptions import ConfigurationError
-
     if callable(settings.store):
         store = settings.store(raw_settings)
         if not isinstance(store, SessionStore):
@@ -59,9 +58,14 @@ def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionS
                 f"(got {type(store).__name__}; see pyramid_jeff.SessionStore)"
             )
         return store
-    if settings.store == "memory://":
+    kind = settings.store_kind
+    if kind == "memory":
         return MemoryStore()
     try:
+        if kind == "memcached":
+            return _memcached_store(settings)
+        if kind == "sql":
+            return _sql_store(settings)
         return RedisStore.from_url(
             settings.store,
             socket_timeout=settings.redis_socket_timeout,
@@ -71,9 +75,42 @@ def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionS
             cluster=settings.redis_cluster,
         )
     except (ValueError, RedisError, RedisClusterException) as exc:
-        # A malformed URL, or (Redis Cluster, which maps its slots when created) a cluster
-        # that cannot be reached at start-up.
+        # A malformed URL, a driver that is not installed, or (Redis Cluster, which maps
+        # its slots when created) a cluster that cannot be reached at start-up.
         raise ConfigurationError(f"jeff.store: {exc} (got {settings.store!r})") from None
+
+
+def _missing_extra(extra: str, exc: ImportError) -> ConfigurationError:
+    return ConfigurationError(
+        f"jeff.store: this store needs pip install 'pyramid_jeff[{extra}]' ({exc})"
+    )
+
+
+def _memcached_store(settings: JeffSettings) -> SessionStore:
+    try:
+        from .memcached_store import MemcachedStore
+    except ImportError as exc:
+        raise _missing_extra("memcached", exc) from None
+    return MemcachedStore.from_url(
+        str(settings.store),
+        socket_timeout=settings.memcached_socket_timeout,
+        socket_connect_timeout=settings.memcached_socket_connect_timeout,
+        max_connections=settings.memcached_max_connections,
+        key_prefix=settings.memcached_key_prefix,
+    )
+
+
+def _sql_store(settings: JeffSettings) -> SessionStore:
+    try:
+        from .sql_store import SQLStore
+    except ImportError as exc:
+        raise _missing_extra("sql", exc) from None
+    return SQLStore.from_url(
+        str(settings.store),
+        table=settings.sql_table,
+        timeout=settings.sql_timeout,
+        pool_size=settings.sql_pool_size,
+    )
 
 
 # After every ordinary configuration action (Pyramid's latest phase is order 0).
@@ -116,8 +153,12 @@ def includeme(config: Configurator) -> None:
 
     ``jeff.store`` (``memory://``)
         ``memory://`` (this process only), ``redis://host:port/db``, ``rediss://...``,
-        ``unix:///path?db=0``, or the dotted name of a factory ``(settings) -> store``.
-        Timeouts and pool size come from the ``jeff.redis.*`` settings, never the URL.
+        ``unix:///path?db=0``, ``memcached://host:port[,host:port...]`` (extra
+        ``pyramid_jeff[memcached]``), a SQLAlchemy URL of SQLite, PostgreSQL or
+        MySQL/MariaDB such as ``postgresql+psycopg://user@host/db`` (extra
+        ``pyramid_jeff[sql]``), or the dotted name of a factory ``(settings) -> store``.
+        Timeouts and pool sizes come from the ``jeff.redis.*``, ``jeff.memcached.*`` and
+        ``jeff.sql.*`` settings, never the URL.
     ``jeff.cookie_name`` (``jeff``)
         Gets the ``__Host-`` prefix when the cookie is Secure, Path=/ and has no Domain,
         else ``__Secure-`` when it is Secure.
@@ -163,6 +204,23 @@ def includeme(config: Configurator) -> None:
     ``jeff.redis.cluster`` (``false``)
         Connect with ``redis.RedisCluster`` to the node named by a ``redis://`` or
         ``rediss://`` ``jeff.store``; the cluster must answer at start-up.
+    ``jeff.memcached.socket_timeout`` (``1.0``)
+        Seconds (above 0, at most 60): as ``jeff.redis.socket_timeout``, one budget of
+        memcached waits per request.
+    ``jeff.memcached.socket_connect_timeout`` (``1.0``)
+        Seconds (above 0, at most 60) to open a connection.
+    ``jeff.memcached.max_connections`` (``50``)
+        Connections per memcached server and process.
+    ``jeff.memcached.key_prefix`` (``jeff:``)
+        Prefix of every memcached key (printable ASCII, at most 32 characters).
+    ``jeff.sql.table`` (``jeff_sessions``)
+        The session table, created when missing.
+    ``jeff.sql.timeout`` (``1.0``)
+        Seconds (above 0, at most 60) a request may wait on the database in total:
+        a pooled connection, connecting, each statement and its locks.
+    ``jeff.sql.pool_size`` (``10``)
+        Database connections per process (the store's own engine, never the
+        application's).
     """
     raw_settings = config.get_settings()
     settings = parse_settings(raw_settings, config.maybe_dotted)

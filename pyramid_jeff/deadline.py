@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 # The smallest wait ever given to a socket: 0 would make it non-blocking, not bounded.
 MIN_WAIT = 0.001
@@ -57,6 +58,13 @@ class Budget:
             yield
         finally:
             self.stop()
+
+
+def request_budget(store: Any) -> float | None:
+    """Seconds one request may wait on ``store`` in total: its ``request_budget``
+    attribute (``None``, or none at all: no budget, as for the memory store)."""
+    seconds = getattr(store, "request_budget", None)
+    return float(seconds) if isinstance(seconds, (int, float)) else None
 
 
 _current: ContextVar[Budget | None] = ContextVar("pyramid_jeff_store_budget", default=None)

@@ -126,15 +126,16 @@ return 1
 """
 )
 
-# KEYS[1]=hash; ARGV: session id, now, idle ms, token digest ('' for any), session key
-# ('' for any). Returns 1 if a live session was ended.
+# KEYS[1]=hash; ARGV: session id, now, idle ms, token digest, session key ('' for any),
+# '1' to check the token digest (any digest, even an empty one, must then match).
+# Returns 1 if a live session was ended.
 _REVOKE = (
     _LIVE
     + """
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then return 0 end
 local record = decode(value)
-if ARGV[4] ~= '' and (record == nil or record[5] ~= ARGV[4]) then return 0 end
+if ARGV[6] == '1' and (record == nil or record[5] ~= ARGV[4]) then return 0 end
 if ARGV[5] ~= '' and record ~= nil and record[6] ~= ARGV[5] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 if live(record, tonumber(ARGV[2]), tonumber(ARGV[3])) then return 1 end
@@ -301,11 +302,15 @@ class RedisStore:
     connection and connecting.
     """
 
-    def __init__(self, client: Any, *, key_prefix: str = "jeff:") -> None:
+    def __init__(
+        self, client: Any, *, key_prefix: str = "jeff:", request_budget: float | None = 1.0
+    ) -> None:
         if "{" in key_prefix or "}" in key_prefix:
             raise ValueError("key_prefix must not contain '{' or '}' (they pick the hash slot)")
         self.client = client
         self.key_prefix = key_prefix
+        # Seconds one request may wait on Redis in total (see pyramid_jeff.deadline).
+        self.request_budget = request_budget
         self._create = _Script(_CREATE)
         self._touch = _Script(_TOUCH)
         self._revoke = _Script(_REVOKE)
@@ -368,7 +373,7 @@ class RedisStore:
             )
             pool.connection_class = _budgeted(pool.connection_class)
             client = redis.Redis(connection_pool=pool)
-        return cls(client, key_prefix=key_prefix)
+        return cls(client, key_prefix=key_prefix, request_budget=socket_timeout)
 
     def load_scripts(self) -> None:
         """Load the Lua scripts now (optional: the first script call loads them anyway)."""
@@ -536,7 +541,8 @@ class RedisStore:
         """End one session; with ``key``, only if it is a session of that key (the
         hash may hold another key's sessions if the digests of two keys collide)."""
         hash_key = self.hash_key(key_digest)
-        args = (session_id, now_ms, idle_timeout_ms, token_digest or b"", key or "")
+        check_token = "0" if token_digest is None else "1"
+        args = (session_id, now_ms, idle_timeout_ms, token_digest or b"", key or "", check_token)
         return bool(self._run(self._revoke, hash_key, *args))
 
     def revoke_all(

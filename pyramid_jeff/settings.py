@@ -26,7 +26,9 @@ MAX_COOKIE_LIFETIME = MAX_LIFETIME
 MAX_SESSIONS_LIMIT = 1000
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 6265 cookie-name
 _SAMESITE: dict[str, SameSite] = {"strict": "Strict", "lax": "Lax", "none": "None"}
-_STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# SQLAlchemy dialects a session table has been tested on (an optional ``+driver`` follows).
+SQL_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 KNOWN = frozenset(
     {
@@ -50,6 +52,13 @@ KNOWN = frozenset(
         "jeff.redis.max_connections",
         "jeff.redis.key_prefix",
         "jeff.redis.cluster",
+        "jeff.memcached.socket_timeout",
+        "jeff.memcached.socket_connect_timeout",
+        "jeff.memcached.max_connections",
+        "jeff.memcached.key_prefix",
+        "jeff.sql.table",
+        "jeff.sql.timeout",
+        "jeff.sql.pool_size",
     }
 )
 
@@ -76,6 +85,18 @@ class JeffSettings:
     redis_max_connections: int = 50
     redis_key_prefix: str = "jeff:"
     redis_cluster: bool = False
+    memcached_socket_timeout: float = 1.0
+    memcached_socket_connect_timeout: float = 1.0
+    memcached_max_connections: int = 50
+    memcached_key_prefix: str = "jeff:"
+    sql_table: str = "jeff_sessions"
+    sql_timeout: float = 1.0
+    sql_pool_size: int = 10
+
+    @property
+    def store_kind(self) -> str:
+        """``memory``, ``redis``, ``memcached``, ``sql`` or ``factory``."""
+        return store_kind(self.store)
 
 
 def _fail(key: str, problem: str, value: object) -> ConfigurationError:
@@ -155,17 +176,66 @@ def _check_redis_url(text: str) -> None:
         raise _fail("jeff.store", "the db option must be a number", text)
 
 
+def store_kind(store: str | Callable[..., Any]) -> str:
+    """Which store a checked ``jeff.store`` value names: ``memory``, ``redis``,
+    ``memcached``, ``sql`` or ``factory``."""
+    if not isinstance(store, str):
+        return "factory"
+    if store.startswith("memory://"):
+        return "memory"
+    if store.startswith(_REDIS_SCHEMES):
+        return "redis"
+    if store.startswith("memcached://"):
+        return "memcached"
+    return "sql"
+
+
+def _check_memcached_url(text: str) -> None:
+    parts = urlsplit(text)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or not parts.netloc:
+        raise _fail("jeff.store", "expected memcached://host:port[,host:port...]", text)
+    for server in parts.netloc.split(","):
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise _fail("jeff.store", f"expected host:port, not {server!r}", text)
+
+
+def _check_sql_url(text: str) -> None:
+    try:
+        from sqlalchemy.engine import make_url
+    except ImportError:
+        raise _fail(
+            "jeff.store", "a SQL store needs SQLAlchemy: pip install 'pyramid_jeff[sql]'", text
+        ) from None
+    try:
+        url = make_url(text)
+    except Exception as exc:  # SQLAlchemy's ArgumentError, ValueError from a bad port
+        raise _fail("jeff.store", f"not a SQLAlchemy URL: {exc}", text) from None
+    if url.get_backend_name() not in SQL_DIALECTS:
+        raise _fail(
+            "jeff.store",
+            "expected memory://, redis://, rediss://, unix://, memcached:// or a SQLAlchemy "
+            f"URL of {', '.join(SQL_DIALECTS)}",
+            text,
+        )
+
+
 def _store(value: object, maybe_dotted: Callable[[Any], Any]) -> str | Callable[..., Any]:
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith(_STORE_SCHEMES):
-            if text.startswith("memory://") and text != "memory://":
+        if text.startswith("memory://"):
+            if text != "memory://":
                 raise _fail("jeff.store", "memory:// takes no address or options", value)
-            if not text.startswith("memory://"):
-                _check_redis_url(text)
+            return text
+        if text.startswith(_REDIS_SCHEMES):
+            _check_redis_url(text)
+            return text
+        if text.startswith("memcached://"):
+            _check_memcached_url(text)
             return text
         if "://" in text:
-            raise _fail("jeff.store", "expected memory://, redis://, rediss:// or unix://", value)
+            _check_sql_url(text)
+            return text
     return _callable("jeff.store", value, maybe_dotted)
 
 
@@ -215,9 +285,16 @@ def parse_settings(
     take("jeff.redis.max_connections", lambda k, v: _int(k, v, 1, 10_000))
     take("jeff.redis.key_prefix", _key_prefix)
     take("jeff.redis.cluster", _bool)
+    take("jeff.memcached.socket_timeout", _seconds)
+    take("jeff.memcached.socket_connect_timeout", _seconds)
+    take("jeff.memcached.max_connections", lambda k, v: _int(k, v, 1, 10_000))
+    take("jeff.memcached.key_prefix", _memcached_key_prefix)
+    take("jeff.sql.table", _table_name)
+    take("jeff.sql.timeout", _seconds)
+    take("jeff.sql.pool_size", lambda k, v: _int(k, v, 1, 1000))
     parsed = JeffSettings(**values)
     if parsed.redis_cluster and not (
-        isinstance(parsed.store, str) and parsed.store.startswith(("redis://", "rediss://"))
+        parsed.store_kind == "redis" and str(parsed.store).startswith(("redis://", "rediss://"))
     ):
         raise ConfigurationError(
             "jeff.redis.cluster: a cluster is reached by a redis:// or rediss:// jeff.store URL"
@@ -228,21 +305,6 @@ def parse_settings(
             "(browsers reject SameSite=None cookies that are not Secure)"
         )
     return parsed
-
-
-def request_store_budget(settings: Mapping[str, Any]) -> float | None:
-    """Seconds one request may spend waiting on the store in total: the
-    ``jeff.redis.socket_timeout``; ``None`` for the memory store, which never waits.
-
-    Read by the tween from the raw settings (already checked by :func:`parse_settings`).
-    """
-    store = settings.get("jeff.store")
-    if store in (None, "") or (isinstance(store, str) and store.strip() == "memory://"):
-        return None
-    value = settings.get("jeff.redis.socket_timeout")
-    if value is None or value == "":
-        return JeffSettings.redis_socket_timeout
-    return _seconds("jeff.redis.socket_timeout", value)
 
 
 def _cookie_name(key: str, value: object) -> str:
@@ -279,4 +341,20 @@ def _key_prefix(key: str, value: object) -> str:
     text = str(value)
     if "{" in text or "}" in text or any(c.isspace() for c in text):
         raise _fail(key, "must not contain braces or spaces", value)
+    return text
+
+
+def _memcached_key_prefix(key: str, value: object) -> str:
+    text = str(value)
+    # Memcached keys are at most 250 bytes of printable ASCII without spaces.
+    if len(text) > 32 or not re.fullmatch(r"[\x21-\x7e]*", text):
+        raise _fail(key, "expected at most 32 printable ASCII characters, no spaces", value)
+    return text
+
+
+def _table_name(key: str, value: object) -> str:
+    text = str(value).strip()
+    # A plain identifier that every SQL backend accepts unquoted (MySQL: 64 characters).
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", text):
+        raise _fail(key, "expected a table name of letters, digits and _", value)
     return text

@@ -6,6 +6,10 @@ changes it and writes it back (the race the Go jeff admits). Liveness is decided
 caller's clock (``now_ms``) and idle timeout, so every store agrees on it.
 
 Stores raise :class:`pyramid_jeff.StoreUnavailable` when the backend cannot answer.
+
+A store that waits on a network may have a ``request_budget`` attribute: the seconds one
+request may spend waiting on it in total (see :mod:`pyramid_jeff.deadline`); the tween
+opens that budget around each request.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyramid.interfaces import ISecurityPolicy
 
+from . import deadline
 from .memory_store import MemoryStore
 from .policy import JeffSecurityPolicy
 from .session import Session
@@ -102,6 +103,11 @@ class CountingStore:
     def __init__(self, store: SessionStore | None = None) -> None:
         self.store: SessionStore = MemoryStore() if store is None else store
         self.calls: Counter[str] = Counter()
+
+    @property
+    def request_budget(self) -> float | None:
+        """The wrapped store's (see :mod:`pyramid_jeff.deadline`)."""
+        return deadline.request_budget(self.store)
 
     def reset(self) -> None:
         """Start counting afresh."""

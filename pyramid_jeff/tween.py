@@ -22,7 +22,6 @@ from . import deadline
 from .errors import StoreUnavailable
 from .policy import JeffSecurityPolicy
 from .request import SETTLED_BY_TWEEN, RequestState, find_state
-from .settings import request_store_budget
 from .views import store_unavailable_response
 
 if TYPE_CHECKING:
@@ -35,13 +34,16 @@ Handler = Callable[["Request"], "Response"]
 
 
 def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
-    # All store waits of one request share one budget (see pyramid_jeff.deadline): the
-    # handler below us includes pyramid_tm and exception views.
-    budget_seconds = request_store_budget(registry.settings or {})
-    budget_var = deadline._current
-
     policy = registry.queryUtility(ISecurityPolicy)
     settle = policy.settle_logins if isinstance(policy, JeffSecurityPolicy) else None
+    # All store waits of one request share one budget (see pyramid_jeff.deadline): the
+    # handler below us includes pyramid_tm and exception views.
+    budget_seconds = (
+        deadline.request_budget(policy.manager.store)
+        if isinstance(policy, JeffSecurityPolicy)
+        else None
+    )
+    budget_var = deadline._current
 
     def jeff_tween(request: Request) -> Response:
         if settle is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +12,11 @@ import redis
 import webtest
 from pyramid.interfaces import ISecurityPolicy
 
-from pyramid_jeff import SessionManager
+from pyramid_jeff import SessionManager, SessionStore, make_store
+from pyramid_jeff.settings import parse_settings
 
 from .app import make_wsgi_app
+from .memcached_server import MemcachedServer
 from .redis_server import RedisServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -51,14 +54,97 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def memcached_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemcachedServer]:
+    """A private memcached, started from the binary on a free port."""
+    if MemcachedServer.binary() is None:
+        need("memcached is not installed (apt-get install memcached)")
+    server = MemcachedServer.start(tmp_path_factory.mktemp("memcached"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_url(memcached_server: MemcachedServer) -> str:
+    return memcached_server.url
+
+
+@pytest.fixture
+def memcached_client(memcached_server: MemcachedServer) -> MemcachedServer:
+    """The private memcached, emptied for this test (the flush waits for its reply)."""
+    memcached_server.flush()
+    return memcached_server
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'sessions.sqlite'}"
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    """A database of this test's own on the machine's PostgreSQL (127.0.0.1:5432)."""
+    from .sql_databases import DatabaseUnavailable, postgresql_database
+
+    try:
+        with postgresql_database() as url:
+            yield url
+    except DatabaseUnavailable as exc:
+        need(f"PostgreSQL is not reachable: {exc}")
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A database of this test's own on the machine's MariaDB (127.0.0.1:3306)."""
+    from .sql_databases import DatabaseUnavailable, mariadb_database
+
+    try:
+        with mariadb_database() as url:
+            yield url
+    except DatabaseUnavailable as exc:
+        need(f"MariaDB is not reachable: {exc}")
+
+
+# Every store pyramid_jeff ships; the SQL ones on SQLite, PostgreSQL and MariaDB.
+ALL_STORES = ("memory", "redis", "memcached", "sqlite", "postgresql", "mariadb")
+
+
+def clean_store_url(request: pytest.FixtureRequest, kind: str) -> str:
+    """The ``jeff.store`` URL of an empty store of ``kind`` for the current test."""
+    if kind == "memory":
+        return "memory://"
+    if kind == "redis":
+        request.getfixturevalue("redis_client")  # a clean database for this test
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    if kind == "memcached":
+        request.getfixturevalue("memcached_client")  # flushed for this test
+        url = request.getfixturevalue("memcached_url")
+        return url
+    url = request.getfixturevalue(f"{kind}_url")  # a database of this test's own
+    return url
+
+
 @pytest.fixture(params=["memory", "redis"])
 def store_url(request: pytest.FixtureRequest) -> str:
-    """Every behaviour runs on both stores."""
-    if request.param == "memory":
-        return "memory://"
-    request.getfixturevalue("redis_client")  # a clean database for this test
-    url: str = request.getfixturevalue("redis_url")
-    return url
+    """Behaviour of the Pyramid layer, on the embedded and the networked store."""
+    return clean_store_url(request, request.param)
+
+
+@pytest.fixture(params=ALL_STORES)
+def any_store_url(request: pytest.FixtureRequest) -> str:
+    """The same test on every store."""
+    return clean_store_url(request, request.param)
+
+
+@pytest.fixture
+def any_store(any_store_url: str) -> Iterator[SessionStore]:
+    """An empty store of each kind, built from its URL as ``jeff.store`` would build it."""
+    store = make_store(parse_settings({"jeff.store": any_store_url}), {})
+    yield store
+    store.close()
 
 
 class JeffTestApp(webtest.TestApp):

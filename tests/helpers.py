@@ -57,6 +57,8 @@ class CountingStore:
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.store, name)
+        if not callable(method):
+            return method
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1

@@ -1,4 +1,4 @@
-"""The whole contract through WebTest, on both stores."""
+"""The whole contract through WebTest, on every store."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import webtest
 
 from pyramid_jeff import Session
 
-from .conftest import AppFactory, JeffTestApp
+from .conftest import ALL_STORES, AppFactory, JeffTestApp, clean_store_url
 from .helpers import Clock, cookie_attributes, fresh_client, set_cookies
 
 COOKIE = "__Host-jeff"
+
+
+@pytest.fixture(params=ALL_STORES)
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The jeff scenario and its friends on memory, Redis, memcached and SQL."""
+    return clean_store_url(request, request.param)
 
 
 def new_client(app: JeffTestApp) -> JeffTestApp:

@@ -58,13 +58,19 @@ def wheel(source: Path) -> tuple[Path, str]:
 
 
 def _setup_kwargs(source: Path) -> dict[str, object]:
-    """install_requires and the version, read from setup.py without running setuptools."""
+    """install_requires, the extras and the version, read from setup.py without running
+    setuptools."""
     text = (source / "setup.py").read_text(encoding="utf-8")
     requires = re.search(r"install_requires=\[([^\]]*)\]", text)
     version = re.search(r'version="([^"]+)"', text)
     assert requires and version
+    extras = {
+        name: re.findall(r'"([^"]+)"', listed)
+        for name, listed in re.findall(r'^\s+"(\w+)": \[([^\]]*)\]', text, re.MULTILINE)
+    }
     return {
         "install_requires": re.findall(r'"([^"]+)"', requires.group(1)),
+        "extras_require": extras,
         "version": version.group(1),
     }
 
@@ -109,14 +115,16 @@ def test_the_declared_floors_are_the_tested_ones(source: Path) -> None:
         if line:
             name, version = line.split("==")
             pins[name.lower()] = version
-    requires = _setup_kwargs(source)["install_requires"]
-    assert isinstance(requires, list)
+    kwargs = _setup_kwargs(source)
+    requires = kwargs["install_requires"]
+    extras = kwargs["extras_require"]
+    assert isinstance(requires, list) and isinstance(extras, dict)
     floors = {}
-    for requirement in requires:
+    for requirement in [*requires, *extras["memcached"], *extras["sql"]]:
         name, version = requirement.split(">=")
         floors[name.lower()] = version
-    assert floors == {name: pins[name] for name in floors}, (floors, pins)
-    assert set(floors) == {"pyramid", "redis", "msgpack"}
+    assert floors == {name: pins[name.lower()] for name in floors}, (floors, pins)
+    assert set(floors) == {"pyramid", "redis", "msgpack", "pymemcache", "sqlalchemy"}
 
 
 def test_the_sdist_ships_the_license_and_the_changes(source: Path) -> None:

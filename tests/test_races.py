@@ -247,7 +247,9 @@ def test_concurrent_logins_past_the_cap_keep_exactly_the_newest(
 # --- revoke_all racing a stream of logins -------------------------------------------------
 
 
-def streaming_login_worker(url: str, barrier: Any, stop: Any, threads: int) -> list[Login]:
+def streaming_login_worker(
+    url: str, barrier: Any, stop: Any, threads: int, made: Any
+) -> list[Login]:
     manager = new_manager(url, max_sessions=100_000)
     manager.sessions(KEY)
     barrier.wait(timeout=60)
@@ -259,6 +261,8 @@ def streaming_login_worker(url: str, barrier: Any, stop: Any, threads: int) -> l
             login = timed_login(manager, KEY)
             with lock:
                 done.append(login)
+            with made.get_lock():
+                made.value += 1
 
     run_threads(threads, loop)
     return done
@@ -267,7 +271,14 @@ def streaming_login_worker(url: str, barrier: Any, stop: Any, threads: int) -> l
 def test_revoke_all_racing_a_stream_of_logins(redis_url: str, redis_client: redis.Redis) -> None:
     barrier = FORK.Barrier(PROCESSES + 1)
     stop = FORK.Event()
+    made = FORK.Value("i", 0)  # logins returned so far, in all workers
     revokes: list[tuple[float, float, int]] = []  # (called, returned) monotonic, ended
+
+    def logins_since(count: int, more: int) -> None:
+        # However slow the machine, each revoke_all has logins in flight around it.
+        ends = time.monotonic() + 60
+        while made.value < count + more and time.monotonic() < ends:
+            time.sleep(0.005)
 
     def operator() -> None:
         manager = new_manager(redis_url, max_sessions=100_000)
@@ -275,15 +286,17 @@ def test_revoke_all_racing_a_stream_of_logins(redis_url: str, redis_client: redi
         barrier.wait(timeout=60)
         try:
             for _ in range(8 * SCALE):
+                before = made.value
                 time.sleep(0.08)
+                logins_since(before, 15)
                 called = time.monotonic()
                 ended = manager.revoke_all(KEY)
                 revokes.append((called, time.monotonic(), ended))
-            time.sleep(0.08)
+            logins_since(made.value, 15)
         finally:
             stop.set()
 
-    workers = Workers(streaming_login_worker, [(redis_url, barrier, stop, 4)] * PROCESSES)
+    workers = Workers(streaming_login_worker, [(redis_url, barrier, stop, 4, made)] * PROCESSES)
     thread = threading.Thread(target=operator)  # only once every worker is forked
     thread.start()
     try:

@@ -100,8 +100,24 @@ def test_dotted_names_are_resolved_with_maybe_dotted() -> None:
         ("jeff.redis.max_connections", "none"),
         ("jeff.redis.key_prefix", "a{b}"),
         ("jeff.redis.cluster", "often"),
-        ("jeff.store", "postgres://localhost/db"),
+        ("jeff.store", "postgres://localhost/db"),  # SQLAlchemy's name is postgresql
+        ("jeff.store", "oracle://scott@localhost/db"),  # not a dialect tested here
+        ("jeff.store", "postgresql://localhost:notaport/db"),
+        ("jeff.store", "memcached://"),
+        ("jeff.store", "memcached://localhost"),
+        ("jeff.store", "memcached://a:11211,b:port"),
+        ("jeff.store", "memcached://localhost:11211/0"),
+        ("jeff.store", "memcached://localhost:11211?timeout=9"),
         ("jeff.store", "memory://somewhere"),
+        ("jeff.memcached.socket_timeout", "0"),
+        ("jeff.memcached.socket_connect_timeout", "61"),
+        ("jeff.memcached.max_connections", "0"),
+        ("jeff.memcached.key_prefix", "has space"),
+        ("jeff.memcached.key_prefix", "x" * 33),
+        ("jeff.sql.table", "drop table;"),
+        ("jeff.sql.table", "1st"),
+        ("jeff.sql.timeout", "-1"),
+        ("jeff.sql.pool_size", "lots"),
         ("jeff.store", "tests.app.no_such_factory"),
     ],
 )
@@ -138,6 +154,18 @@ def test_every_known_setting_is_documented_in_includeme() -> None:
     assert len(KNOWN) > 10  # the loop below checks something
     for key in KNOWN:
         assert f"``{key}``" in doc, key
+
+
+def test_every_known_setting_has_a_row_in_the_readme() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip().strip("`")
+        for line in readme.splitlines()
+        if line[:8] == "| `jeff."
+    }
+    assert rows == set(KNOWN)
 
 
 def test_store_urls_choose_the_store(redis_url: str) -> None:
@@ -204,3 +232,49 @@ def test_cluster_needs_a_redis_url() -> None:
                 "jeff.redis.socket_connect_timeout": "0.2",
             }
         )
+
+
+def test_store_settings_of_memcached_and_sql_are_coerced() -> None:
+    parsed = parse_settings(
+        {
+            "jeff.store": "memcached://127.0.0.1:11211,[::1]:11212",
+            "jeff.memcached.socket_timeout": "0.5",
+            "jeff.memcached.socket_connect_timeout": "0.25",
+            "jeff.memcached.max_connections": "8",
+            "jeff.memcached.key_prefix": "app:",
+            "jeff.sql.table": "login_sessions",
+            "jeff.sql.timeout": "2",
+            "jeff.sql.pool_size": "3",
+        }
+    )
+    assert parsed.store_kind == "memcached"
+    assert (parsed.memcached_socket_timeout, parsed.memcached_socket_connect_timeout) == (
+        0.5,
+        0.25,
+    )
+    assert (parsed.memcached_max_connections, parsed.memcached_key_prefix) == (8, "app:")
+    assert (parsed.sql_table, parsed.sql_timeout, parsed.sql_pool_size) == (
+        "login_sessions",
+        2.0,
+        3,
+    )
+    for url in (
+        "sqlite:///sessions.db",
+        "postgresql+psycopg://app@db.internal/app",
+        "mysql+pymysql://root@127.0.0.1/app",
+        "mariadb+pymysql://root@127.0.0.1/app",
+    ):
+        assert parse_settings({"jeff.store": url}).store_kind == "sql"
+
+
+def test_a_store_whose_extra_is_missing_says_which_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyramid_jeff.memcached_store", None)
+    with pytest.raises(ConfigurationError, match=r"jeff\.store: .*pyramid_jeff\[memcached\]"):
+        configure(**{"jeff.store": "memcached://127.0.0.1:11211"})
+    monkeypatch.setitem(sys.modules, "pyramid_jeff.sql_store", None)
+    with pytest.raises(ConfigurationError, match=r"jeff\.store: .*pyramid_jeff\[sql\]"):
+        configure(**{"jeff.store": "sqlite://"})

@@ -1,0 +1,360 @@
+"""The store contract: every store keeps the same rules, driven through the protocol.
+
+One suite over memory, Redis, memcached, SQLite, PostgreSQL and MariaDB (see
+``any_store`` in conftest.py): eviction order, the touch interval, token- and key-checked
+revocation, live counts, what a login replaces. Liveness is the caller's clock
+(``now_ms``); sessions "dead" here are dead by that clock while the backend still holds
+them, so the rules, not the backend's own expiry, are what is checked.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from pyramid_jeff.credentials import key_digest, new_session_id
+from pyramid_jeff.session import Session, pack_meta
+from pyramid_jeff.store import SessionStore
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+HOUR = 3_600_000
+DAY = 24 * HOUR
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def session(
+    key: str = ALICE,
+    *,
+    created: int,
+    lifetime: int = HOUR,
+    last_seen: int | None = None,
+    session_id: str | None = None,
+    **fields: Any,
+) -> Session:
+    return Session(
+        key=key,
+        id=session_id or new_session_id(),
+        created_ms=created,
+        last_seen_ms=created if last_seen is None else last_seen,
+        expires_ms=created + lifetime,
+        token_digest=secrets.token_bytes(32),
+        **fields,
+    )
+
+
+def add(
+    store: SessionStore,
+    s: Session,
+    *,
+    max_sessions: int = 32,
+    now: int | None = None,
+    idle: int = 0,
+    **kw: Any,
+) -> int:
+    return store.create(
+        key_digest(s.key),
+        s,
+        max_sessions=max_sessions,
+        now_ms=s.created_ms if now is None else now,
+        idle_timeout_ms=idle,
+        **kw,
+    )
+
+
+def ids(store: SessionStore, key: str = ALICE) -> set[str]:
+    return {s.id for s in store.list(key_digest(key)) if s.key == key}
+
+
+def test_a_session_reads_back_whole(any_store: SessionStore) -> None:
+    t = now_ms()
+    stored = session(
+        "Zoë <zoe@example.com>",
+        created=t,
+        ip="2001:db8::1",
+        user_agent="Mozilla/5.0 (X11; Linux) — naïve",
+        packed_meta=pack_meta({"device": "laptop", "n": 3, "nested": {"a": [1, 2]}}),
+    )
+    assert add(any_store, stored) == 0
+    got = any_store.get(key_digest(stored.key), stored.id)
+    assert got == stored
+    assert got is not None
+    assert got.token_digest == stored.token_digest
+    assert got.meta == {"device": "laptop", "n": 3, "nested": {"a": [1, 2]}}
+    assert any_store.list(key_digest(stored.key)) == [stored]
+
+
+def test_unknown_sessions_and_keys_read_as_none(any_store: SessionStore) -> None:
+    s = session(created=now_ms())
+    add(any_store, s)
+    assert any_store.get(key_digest(ALICE), new_session_id()) is None
+    assert any_store.get(key_digest(BOB), s.id) is None
+    assert any_store.list(key_digest(BOB)) == []
+
+
+def test_touch_writes_only_past_the_interval(any_store: SessionStore) -> None:
+    t = now_ms()
+    s = session(created=t)
+    add(any_store, s)
+    digest = key_digest(ALICE)
+
+    def seen() -> int:
+        got = any_store.get(digest, s.id)
+        assert got is not None
+        return got.last_seen_ms
+
+    assert any_store.touch(digest, s.id, t + 59_999, min_interval_ms=60_000)
+    assert seen() == t
+    assert any_store.touch(digest, s.id, t + 60_000, min_interval_ms=60_000)
+    assert seen() == t + 60_000
+    # An interval of 0 still needs a later time; an earlier one never goes back.
+    assert any_store.touch(digest, s.id, t + 60_000, min_interval_ms=0)
+    assert any_store.touch(digest, s.id, t + 1_000, min_interval_ms=0)
+    assert seen() == t + 60_000
+    assert any_store.touch(digest, s.id, t + 60_001, min_interval_ms=0)
+    assert seen() == t + 60_001
+    got = any_store.get(digest, s.id)
+    assert got is not None and got.token_digest == s.token_digest  # the rest is kept
+
+
+def test_touch_never_creates_nor_resurrects(any_store: SessionStore) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    ghost = new_session_id()
+    assert not any_store.touch(digest, ghost, t + 1, min_interval_ms=0)
+    assert any_store.get(digest, ghost) is None
+    s = session(created=t)
+    add(any_store, s)
+    assert any_store.revoke(digest, s.id, now_ms=t, idle_timeout_ms=0)
+    assert not any_store.touch(digest, s.id, t + 120_000, min_interval_ms=0)
+    assert any_store.get(digest, s.id) is None
+    assert any_store.list(digest) == []
+
+
+def test_a_login_replaces_the_carried_session_only_with_its_token(
+    any_store: SessionStore,
+) -> None:
+    t = now_ms()
+    carried = session(created=t)
+    add(any_store, carried)
+    forged = session(created=t + 1)
+    add(any_store, forged, replace_id=carried.id, replace_token_digest=secrets.token_bytes(32))
+    assert ids(any_store) == {carried.id, forged.id}  # a wrong digest replaces nothing
+    fresh = session(created=t + 2)
+    add(any_store, fresh, replace_id=carried.id, replace_token_digest=carried.token_digest)
+    assert ids(any_store) == {forged.id, fresh.id}
+    # Replacing what is not there is no error.
+    another = session(created=t + 3)
+    add(any_store, another, replace_id=new_session_id(), replace_token_digest=b"x" * 32)
+    assert ids(any_store) == {forged.id, fresh.id, another.id}
+
+
+def test_the_oldest_is_evicted_by_creation_time_then_id(any_store: SessionStore) -> None:
+    t = now_ms()
+    first = session(created=t)
+    tied = sorted([new_session_id(), new_session_id()])
+    second = session(created=t + 1, session_id=tied[1])
+    third = session(created=t + 1, session_id=tied[0])
+    for s in (first, second, third):
+        assert add(any_store, s, max_sessions=3, now=t + 2) == 0
+    fourth = session(created=t + 2)
+    assert add(any_store, fourth, max_sessions=3) == 1
+    assert ids(any_store) == {second.id, third.id, fourth.id}
+    fifth = session(created=t + 3)
+    assert add(any_store, fifth, max_sessions=3) == 1
+    assert ids(any_store) == {second.id, fourth.id, fifth.id}  # the smaller id went first
+
+
+def test_dead_sessions_make_room_before_live_ones(any_store: SessionStore) -> None:
+    t = now_ms()
+    expired = session(created=t, lifetime=5_000)
+    idle = session(created=t + 1, lifetime=HOUR)
+    live = session(created=t + 2, last_seen=t + 20_000)
+    for s in (expired, idle, live):
+        add(any_store, s, now=t + 2, max_sessions=3)
+    # 30 s later, by the caller's clock, with a 20 s idle timeout: only `live` is live.
+    newcomer = session(created=t + 30_000)
+    assert add(any_store, newcomer, max_sessions=3, idle=20_000) == 0
+    stored = any_store.list(key_digest(ALICE))
+    assert {s.id for s in stored if s.is_live(t + 30_000, 20_000)} == {live.id, newcomer.id}
+    assert len(stored) <= 3
+
+
+def test_a_lowered_cap_evicts_as_many_as_needed(any_store: SessionStore) -> None:
+    t = now_ms()
+    made = [session(created=t + i) for i in range(5)]
+    for s in made:
+        add(any_store, s, max_sessions=10)
+    newest = session(created=t + 10)
+    assert add(any_store, newest, max_sessions=2) == 4
+    assert ids(any_store) == {made[4].id, newest.id}
+
+
+def test_sessions_that_end_this_request_do_not_count(any_store: SessionStore) -> None:
+    # The manager raises max_sessions by the sessions it ends right after the login.
+    t = now_ms()
+    a, b = session(created=t), session(created=t + 1)
+    add(any_store, a, max_sessions=2)
+    add(any_store, b, max_sessions=2)
+    c = session(created=t + 2)
+    assert add(any_store, c, max_sessions=3) == 0
+    assert ids(any_store) == {a.id, b.id, c.id}
+
+
+def test_revoke_tells_whether_a_live_session_ended(any_store: SessionStore) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    live, dying = session(created=t), session(created=t, lifetime=5_000)
+    add(any_store, live)
+    add(any_store, dying)
+    assert any_store.revoke(digest, live.id, now_ms=t + 10_000, idle_timeout_ms=0)
+    assert not any_store.revoke(digest, live.id, now_ms=t + 10_000, idle_timeout_ms=0)
+    # A dead one is removed all the same, but did not count as live.
+    assert not any_store.revoke(digest, dying.id, now_ms=t + 10_000, idle_timeout_ms=0)
+    assert any_store.list(digest) == []
+    assert not any_store.revoke(digest, new_session_id(), now_ms=t, idle_timeout_ms=0)
+
+
+@pytest.mark.parametrize("wrong", [b"", b"\x00" * 32, "random"])
+def test_revoke_with_another_token_digest_ends_nothing(
+    any_store: SessionStore, wrong: bytes | str
+) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    s = session(created=t)
+    add(any_store, s)
+    other = secrets.token_bytes(32) if wrong == "random" else wrong
+    assert isinstance(other, bytes)
+    assert not any_store.revoke(digest, s.id, now_ms=t, idle_timeout_ms=0, token_digest=other)
+    assert ids(any_store) == {s.id}
+    assert any_store.revoke(digest, s.id, now_ms=t, idle_timeout_ms=0, token_digest=s.token_digest)
+    assert ids(any_store) == set()
+
+
+def test_revoke_all_ends_all_but_keep_and_counts_the_live(any_store: SessionStore) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    live = [session(created=t + i) for i in range(3)]
+    dead = session(created=t, lifetime=5_000)
+    for s in (*live, dead):
+        add(any_store, s)
+    bob = session(BOB, created=t)
+    add(any_store, bob)
+    ended = any_store.revoke_all(
+        digest, keep=live[1].id, now_ms=t + 10_000, idle_timeout_ms=0, key=ALICE
+    )
+    assert ended == 2
+    assert ids(any_store) == {live[1].id}
+    assert ids(any_store, BOB) == {bob.id}
+    assert any_store.revoke_all(digest, keep=None, now_ms=t, idle_timeout_ms=0, key=ALICE) == 1
+    assert any_store.list(digest) == []
+    assert any_store.revoke_all(digest, keep=None, now_ms=t, idle_timeout_ms=0) == 0
+
+
+def test_list_holds_the_dead_and_the_live(any_store: SessionStore) -> None:
+    # Liveness is the caller's to decide (the manager filters by its clock).
+    t = now_ms()
+    old = session(created=t - 10 * 60_000, last_seen=t - 10 * 60_000, lifetime=HOUR)
+    new = session(created=t)
+    add(any_store, old, now=t)
+    add(any_store, new, now=t, idle=60_000)
+    assert ids(any_store) == {old.id, new.id}
+
+
+def test_colliding_keys_never_end_each_others_sessions(any_store: SessionStore) -> None:
+    # Two keys forced into one digest: each key's cap, eviction and revocations are its own.
+    t = now_ms()
+    shared = key_digest(ALICE)
+    alice = session(created=t)
+    mallory = [session("mallory@example.com", created=t + i) for i in range(1, 3)]
+    any_store.create(shared, alice, max_sessions=1, now_ms=t, idle_timeout_ms=0)
+    for s in mallory:
+        any_store.create(shared, s, max_sessions=1, now_ms=s.created_ms, idle_timeout_ms=0)
+    stored = {s.id: s.key for s in any_store.list(shared)}
+    assert stored == {alice.id: ALICE, mallory[1].id: "mallory@example.com"}
+    assert not any_store.revoke(shared, alice.id, now_ms=t, idle_timeout_ms=0, key=mallory[1].key)
+    ended = any_store.revoke_all(shared, keep=None, now_ms=t, idle_timeout_ms=0, key=ALICE)
+    assert ended == 1
+    assert {s.id for s in any_store.list(shared)} == {mallory[1].id}
+
+
+def test_long_lifetimes_are_kept(any_store: SessionStore) -> None:
+    # Memcached reads an expiry above 30 days as a point in time, not a duration.
+    t = now_ms()
+    s = session(created=t, lifetime=400 * DAY)
+    add(any_store, s)
+    assert any_store.get(key_digest(ALICE), s.id) == s
+    assert any_store.touch(key_digest(ALICE), s.id, t + 60_000, min_interval_ms=60_000)
+    assert any_store.get(key_digest(ALICE), s.id) == s.seen_at(t + 60_000)
+
+
+def test_concurrent_logins_at_the_cap_lose_nothing(any_store: SessionStore) -> None:
+    cap, threads, per_thread = 6, 4, 5
+    made: list[Session] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def log_in() -> None:
+        try:
+            start.wait()
+            for _ in range(per_thread):
+                s = session(created=now_ms())
+                add(any_store, s, max_sessions=cap)
+                with lock:
+                    made.append(s)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=log_in) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not errors
+    assert len(made) == threads * per_thread
+    survivors = ids(any_store)
+    assert len(survivors) == cap
+    assert survivors <= {s.id for s in made}
+    # A login evicts only older ones, so the newest of all survives.
+    last = max(made, key=lambda s: (s.created_ms, s.id))
+    assert last.id in survivors
+
+
+def test_concurrent_touches_never_resurrect_a_revoked_session(any_store: SessionStore) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    sessions = [session(created=t) for _ in range(20)]
+    for s in sessions:
+        add(any_store, s, max_sessions=100)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def touch() -> None:
+        seen = t
+        try:
+            while not stop.is_set():
+                seen += 1
+                for s in sessions:
+                    any_store.touch(digest, s.id, seen, min_interval_ms=0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    toucher = threading.Thread(target=touch)
+    toucher.start()
+    try:
+        for s in sessions:
+            assert any_store.revoke(digest, s.id, now_ms=t, idle_timeout_ms=0)
+    finally:
+        stop.set()
+        toucher.join(30)
+    assert not errors
+    assert any_store.list(digest) == []
+    assert all(any_store.get(digest, s.id) is None for s in sessions)
