@@ -54,7 +54,8 @@ test-floors:
 	$(PYTHON) -m venv $(FLOORS_VENV)
 	$(FLOORS_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(FLOORS_VENV)/bin/python -m pip install --quiet -c .ci/floors.txt -e '.[memcached,sql]' \
-		-e ./demo pytest webtest hypothesis pyramid_tm 'psycopg[binary]' pymysql
+		-e ./demo pytest webtest hypothesis pyramid_tm transaction zope.sqlalchemy \
+		'psycopg[binary]' pymysql
 	$(FLOORS_VENV)/bin/python .ci/check_floors.py .ci/floors.txt
 	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider $(FLOORS_DESELECT) $(FLOORS_TESTS)
 

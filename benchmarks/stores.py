@@ -101,7 +101,7 @@ def floor_calls(name: str, store: Any, value: bytes) -> tuple[Call, Call]:
         return (lambda: client.get(b"floor:read")), (
             lambda: client.set(b"floor:write", value, noreply=False)  # a round trip, as ours
         )
-    from sqlalchemy import Column, LargeBinary, MetaData, String, Table, insert, select
+    from sqlalchemy import Column, LargeBinary, MetaData, String, Table, bindparam, insert, select
 
     engine = store.engine
     table = Table(
@@ -114,9 +114,11 @@ def floor_calls(name: str, store: Any, value: bytes) -> tuple[Call, Call]:
     with engine.begin() as connection:
         connection.execute(insert(table).values(k="read", v=value))
 
+    query = select(table).where(table.c.k == bindparam("k"))  # built once, as the store's
+
     def read() -> Any:
         with engine.connect() as connection:
-            return connection.execute(select(table).where(table.c.k == "read")).first()
+            return connection.execute(query, {"k": "read"}).first()
 
     def write() -> None:
         with engine.begin() as connection:

@@ -109,6 +109,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import hashlib
 import heapq
 import hmac
@@ -132,6 +133,7 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -676,11 +678,19 @@ class SQLStore:
         c = self.table.c
         return c.key_digest == key_digest, c.session_id == session_id
 
+    @functools.cached_property
+    def _get_query(self) -> Any:
+        # Built once: the verify path then skips building and keying a statement.
+        c = self.table.c
+        return select(self.table).where(
+            c.key_digest == bindparam("kd"), c.session_id == bindparam("sid")
+        )
+
     def get(self, key_digest: str, session_id: str) -> Session | None:
-        query = select(self.table).where(*self._pk(key_digest, session_id))
+        query, params = self._get_query, {"kd": key_digest, "sid": session_id}
 
         def work(connection: Connection) -> Session | None:
-            row = connection.execute(query).first()
+            row = connection.execute(query, params).first()
             return None if row is None else self._row(row)
 
         return self._run(work)
@@ -706,8 +716,9 @@ class SQLStore:
             return self._run(lambda connection: connection.execute(stmt).rowcount > 0)
         conditional = update(self.table).where(*pk, due).values(last_seen_ms=last_seen_ms)
         if self.family == "postgresql":
-            changed = conditional.returning(literal(1)).cte("touched")
-            query = select(or_(select(changed).exists(), select(literal(1)).where(*pk).exists()))
+            changed = conditional.returning(literal(1).label("touched")).cte("touched")
+            found = select(literal(1).label("found")).where(*pk)
+            query = select(or_(select(changed).exists(), found.exists()))
             return self._run(lambda connection: bool(connection.execute(query).scalar()))
         present = select(literal(1)).where(*pk)
 
