@@ -112,8 +112,9 @@ class SessionManager:
             created_ms=now,
             last_seen_ms=now,
             expires_ms=now + lifetime_ms,
-            ip=ip or None,
-            user_agent=(user_agent or "")[:MAX_USER_AGENT] or None,
+            # NUL never reaches a store: PostgreSQL text cannot hold it.
+            ip=(ip or "").replace("\x00", "") or None,
+            user_agent=(user_agent or "").replace("\x00", "")[:MAX_USER_AGENT] or None,
             packed_meta=packed_meta,
             token_digest=credential.token_digest(),
         )

@@ -876,7 +876,7 @@ class MemcachedStore:
             moved = gen + keep_value[GEN_BYTES:]
             if not self._cas(node, keep_name, moved, keep_cas, _exptime(kept[0][2] - now_ms)):
                 log.warning("memcached: the session to keep changed while its index was rebuilt")
-        needed = max(now_ms, *(e[2] for e in kept))
+        needed = max([now_ms, *(e[2] for e in kept)])
         self._follow(node, key_digest, marker, gen, needed, now_ms)
         return True
 

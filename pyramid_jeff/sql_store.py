@@ -53,8 +53,10 @@ autocommit mode, so a single statement is its own transaction and costs one roun
   (and, with an idle timeout, ``... WHERE last_seen_ms <= ? LIMIT`` the rest), then one
   ``DELETE ... WHERE (key_digest, session_id) IN (...) AND <still dead>``: each batch is
   its own transaction, so a sweep never holds many locks nor a long transaction. After a
-  login has committed, a background thread sweeps one batch, at most once every
-  :data:`AUTO_SWEEP_INTERVAL` seconds per store object: no request waits for it.
+  login has committed, a background thread sweeps one batch of rows past their absolute
+  lifetime (never by idle timeout, which may differ between applications sharing the
+  table), at most once every :data:`AUTO_SWEEP_INTERVAL` seconds per store object: no
+  request waits for it.
 
 Locking (why a login at the cap cannot race): the read of the key's rows, the deletions
 and the insert happen in one transaction that holds a per-key lock taken *before* the
@@ -88,8 +90,9 @@ connection is discarded. Inside a request (:mod:`pyramid_jeff.deadline`, budget
 ``request_budget`` = ``timeout``), the budget is checked before each call and the call
 runs against it: the pool wait, the pymysql connect timeout and the watchdog get only
 what is left, so a request spends at most its budget on the store in total, plus the
-connect of a new PostgreSQL connection to an unresponsive host (at least 2 s, psycopg's
-floor). The server-side limits stay at ``timeout`` (changing them per call would cost a
+connect of a new connection to an unresponsive host: PostgreSQL at least 2 s (psycopg's
+floor), MariaDB/MySQL up to the time left plus the watchdog's grace (the handshake's read
+timeout). The server-side limits stay at ``timeout`` (changing them per call would cost a
 round trip): a statement the watchdog abandoned ends on the server within ``timeout``.
 
 Failures: a database that cannot answer now (connection refused or cut, pool exhausted,
@@ -847,7 +850,11 @@ class SQLStore:
             return self.timeout if budget is None else min(self.timeout, budget.remaining())
 
         evicted = self._run(work)
-        self._maybe_auto_sweep(now_ms, idle_timeout_ms)
+        # Only rows past their absolute lifetime: whether a row is dead of idleness
+        # depends on the idle timeout of whoever reads it, and applications sharing the
+        # table may not share theirs. Idle-dead rows go when their lifetime ends, or with
+        # an explicit sweep(now_ms, idle_timeout_ms).
+        self._maybe_auto_sweep(now_ms, 0)
         return evicted
 
     def _locked_create(

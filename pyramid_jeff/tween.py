@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from pyramid.response import Response
 
 Handler = Callable[["Request"], "Response"]
+# The request's store budget, kept on the request for response_subscriber.
+REQUEST_BUDGET = "pyramid_jeff.store_budget"
 
 
 def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
@@ -48,7 +50,11 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
     def jeff_tween(request: Request) -> Response:
         if settle is not None:
             request.__dict__[SETTLED_BY_TWEEN] = True
-        token = None if budget_seconds is None else budget_var.set(deadline.Budget(budget_seconds))
+        budget = None if budget_seconds is None else deadline.Budget(budget_seconds)
+        token = None if budget is None else budget_var.set(budget)
+        if budget is not None:
+            # What is left of it settles the logins, after the tween (response_subscriber).
+            request.__dict__[REQUEST_BUDGET] = budget
         try:
             try:
                 response = handler(request)
@@ -83,7 +89,17 @@ def response_subscriber(policy: JeffSecurityPolicy) -> Callable[[NewResponse], N
     change it (registered after every other one): logins, then cache headers."""
 
     def settle_response(event: NewResponse) -> None:
-        policy.settle_logins(event.request, event.response)
+        budget = event.request.__dict__.get(REQUEST_BUDGET)
+        if budget is None:
+            policy.settle_logins(event.request, event.response)
+        else:
+            # Ending the sessions a login replaced is part of the request: it gets what
+            # the request's store budget has left, not a fresh timeout per round trip.
+            token = deadline._current.set(budget)
+            try:
+                policy.settle_logins(event.request, event.response)
+            finally:
+                deadline._current.reset(token)
         keep_private(event)
 
     return settle_response

@@ -303,6 +303,20 @@ def test_a_lost_index_or_marker_ends_the_keys_sessions(
     client.close()
 
 
+def test_revoke_all_after_a_lost_index_ends_everything_without_keep(
+    store: MemcachedStore, memcached: MemcachedServer
+) -> None:
+    manager = SessionManager(store)
+    digest = key_digest("bob@example.com")
+    pairs = [manager.create("bob@example.com") for _ in range(3)]
+    client = Client(("127.0.0.1", memcached.port), timeout=5)
+    client.delete(store.index_key(digest), noreply=False)  # as an eviction would
+    assert manager.revoke_all("bob@example.com") == 0  # it cannot count what it lost...
+    assert [manager.verify(c) for _, c in pairs] == [None, None, None]  # ...but ends it all
+    assert manager.sessions("bob@example.com") == []
+    client.close()
+
+
 def test_two_servers_share_keys_and_one_down_is_unavailable_not_a_logout(
     tmp_path: Path,
 ) -> None:

@@ -737,6 +737,22 @@ def test_the_automatic_sweep_deletes_one_batch_per_interval(
     assert row_count(raw) == 2_000 - 1_000 + 3
 
 
+def test_the_automatic_sweep_never_judges_idleness(store: SQLStore, sql_url: str) -> None:
+    # Two applications share the table: one with a short idle timeout, one without. The
+    # first one's logins must not sweep the second one's idle-but-live sessions.
+    patient = SessionManager(store, clock=lambda: T0)
+    _, kept = patient.create("bob@example.com")
+    other = SQLStore.from_url(sql_url)
+    try:
+        hasty = SessionManager(other, idle_timeout=60, clock=lambda: T0 + 10 * 60_000)
+        hasty.create(ALICE)
+        if other._sweeper is not None:
+            other._sweeper.join(10)
+        assert patient.verify(kept) is not None
+    finally:
+        other.close()
+
+
 def test_meta_and_details_round_trip(store: SQLStore) -> None:
     s = Session(
         key="Zoë <zoe@example.com>",

@@ -358,3 +358,14 @@ def test_concurrent_touches_never_resurrect_a_revoked_session(any_store: Session
     assert not errors
     assert any_store.list(digest) == []
     assert all(any_store.get(digest, s.id) is None for s in sessions)
+
+
+def test_nul_characters_never_reach_the_store(any_store: SessionStore) -> None:
+    # PostgreSQL text cannot hold NUL: the manager drops it from what the browser sent.
+    from pyramid_jeff import SessionManager
+
+    manager = SessionManager(any_store)
+    _, credential = manager.create(ALICE, ip="192.0.2.1\x00", user_agent="Mozilla\x00/5.0")
+    verified = manager.verify(credential)
+    assert verified is not None
+    assert (verified.ip, verified.user_agent) == ("192.0.2.1", "Mozilla/5.0")
