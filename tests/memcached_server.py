@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from .redis_server import free_port
+from .redis_server import free_port, stop_process
 
 
 class MemcachedServer:
@@ -101,7 +101,7 @@ class MemcachedServer:
 
     def pause(self) -> None:
         assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
+        stop_process(self.process.pid)
 
     def resume(self) -> None:
         assert self.process is not None

@@ -24,6 +24,19 @@ def free_port(below: int = 65536) -> int:
     raise RuntimeError(f"no free port below {below}")
 
 
+def stop_process(pid: int) -> None:
+    """SIGSTOP ``pid`` and return once it is really stopped: the signal is delivered
+    asynchronously, and a server that is still running answers the next command."""
+    os.kill(pid, signal.SIGSTOP)
+    ends = time.monotonic() + 5
+    while time.monotonic() < ends:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            if stat.read().rpartition(")")[2].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.001)
+    raise RuntimeError(f"process {pid} did not stop")
+
+
 class RedisServer:
     """One redis-server process: no persistence, loopback only, killed at the end."""
 
@@ -74,7 +87,7 @@ class RedisServer:
 
     def pause(self) -> None:
         assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
+        stop_process(self.process.pid)
 
     def resume(self) -> None:
         assert self.process is not None
