@@ -8,7 +8,14 @@ from pyramid.config.predicates import DEFAULT_PHASH
 from pyramid.events import NewResponse
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPForbidden
-from pyramid.interfaces import IExceptionViewClassifier, IMultiView, IRequest, ISecuredView, IView
+from pyramid.interfaces import (
+    IExceptionViewClassifier,
+    IMultiView,
+    IRequest,
+    ISecuredView,
+    ISecurityPolicy,
+    IView,
+)
 from pyramid.tweens import INGRESS
 from redis.exceptions import RedisClusterException, RedisError
 from zope.interface import implementedBy
@@ -16,17 +23,20 @@ from zope.interface import implementedBy
 from .cookies import CookieProfile
 from .credentials import Credential
 from .csrf import JeffCSRFStoragePolicy
-from .errors import StoreUnavailable
+from .derivers import passive, recent_login
+from .errors import StoreUnavailable, TooManySessions
+from .events import EveryoneRevoked, RegistryEvents, SessionCreated, SessionEnded
 from .manager import SessionManager
 from .memory_store import MemoryStore
 from .policy import JeffSecurityPolicy
 from .redirects import safe_return_path
 from .redis_store import RedisStore
+from .request import find_state
 from .session import Session
 from .settings import JeffSettings, parse_settings
 from .store import SessionStore
 from .tween import response_subscriber
-from .views import ForbiddenView, store_unavailable_view
+from .views import ForbiddenView, login_reason, store_unavailable_view
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -35,17 +45,51 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Credential",
+    "EveryoneRevoked",
     "JeffCSRFStoragePolicy",
     "JeffSecurityPolicy",
     "MemoryStore",
     "RedisStore",
     "Session",
+    "SessionCreated",
+    "SessionEnded",
     "SessionManager",
     "SessionStore",
     "StoreUnavailable",
+    "TooManySessions",
+    "bearer_token",
+    "csrf_applies",
     "includeme",
     "safe_return_path",
 ]
+
+
+def _policy(request: Request) -> JeffSecurityPolicy:
+    policy = request.registry.queryUtility(ISecurityPolicy)
+    if not isinstance(policy, JeffSecurityPolicy):
+        raise LookupError(
+            'this application does not use pyramid_jeff: config.include("pyramid_jeff")'
+        )
+    return policy
+
+
+def bearer_token(request: Request) -> str | None:
+    """The credential ``remember()`` issued in this request, for an API client to send
+    as ``Authorization: Bearer <value>`` (``jeff.bearer = true``); ``None`` if this
+    request logged nobody in. The session is kept even when the response sets no
+    cookie. Treat the value as a password: it is one."""
+    return _policy(request).bearer_token(request)
+
+
+def csrf_applies(request: Request) -> bool:
+    """For ``config.set_default_csrf_options(require_csrf=True, callback=csrf_applies)``:
+    a request authenticated by a bearer credential carries no ambient authority, so
+    it needs no CSRF token; every other request does."""
+    state = find_state(request)
+    if state is None:
+        _policy(request).state(request)
+        state = find_state(request)
+    return not (state is not None and state.bearer and state.credential is not None)
 
 
 def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionStore:
@@ -146,8 +190,11 @@ def _add_default_forbidden_view(config: Configurator, view: ForbiddenView) -> No
 def includeme(config: Configurator) -> None:
     """Activate pyramid_jeff: ``config.include("pyramid_jeff")``.
 
-    Registers the security policy, the tween, ``request.jeff_session`` and
-    ``request.jeff``, the forbidden view and a 503 view for ``StoreUnavailable``.
+    Registers the security policy, the tween, ``request.jeff_session``,
+    ``request.jeff`` and ``request.jeff_login_reason``, the view options
+    ``jeff_recent_login`` and ``jeff_passive`` (:mod:`pyramid_jeff.derivers`), the
+    forbidden view and a 503 view for ``StoreUnavailable``; :mod:`pyramid_jeff.events`
+    go to the application's subscribers.
     Settings (all optional; an unknown ``jeff.*`` key or a bad value raises
     ``ConfigurationError`` naming the key; an empty value means "not set"):
 
@@ -177,7 +224,19 @@ def includeme(config: Configurator) -> None:
         Seconds without a request after which a session is dead. ``last_seen`` is
         refreshed at most once a minute, or every quarter of the idle timeout if less.
     ``jeff.max_sessions`` (``32``)
-        Sessions one key may hold (1 to 1000); a login past it ends the oldest.
+        Sessions one key may hold (1 to 1000).
+    ``jeff.max_sessions_policy`` (``evict``)
+        A login past ``jeff.max_sessions``: ``evict`` ends the key's oldest session,
+        ``reject`` makes ``remember()`` raise :class:`TooManySessions`.
+    ``jeff.record_ip`` (``full``)
+        The login's IP address kept with its session: ``full``, ``truncated`` (an IPv4
+        /24, an IPv6 /48) or ``none``.
+    ``jeff.record_user_agent`` (``true``)
+        Keep the login's User-Agent (at most 256 characters) with its session.
+    ``jeff.bearer`` (``false``)
+        Also accept the credential as ``Authorization: Bearer <value>`` (API clients;
+        see :func:`bearer_token`); a request carrying both a bearer credential and our
+        cookie is anonymous.
     ``jeff.login_url`` (``/``)
         Where anonymous requests to a forbidden view are sent, with ``next=<path>``.
     ``jeff.redirect`` (unset)
@@ -229,6 +288,8 @@ def includeme(config: Configurator) -> None:
         max_age=settings.max_age,
         idle_timeout=settings.idle_timeout,
         max_sessions=settings.max_sessions,
+        max_sessions_policy=settings.max_sessions_policy,
+        events=RegistryEvents(config.registry),
     )
     cookie = CookieProfile.build(
         settings.cookie_name,
@@ -253,6 +314,9 @@ def includeme(config: Configurator) -> None:
         identity_loader=settings.identity_loader,
         csrf_cookie=csrf_cookie,
         persistent=settings.persistent,
+        record_ip=settings.record_ip,
+        record_user_agent=settings.record_user_agent,
+        bearer=settings.bearer,
     )
     config.set_security_policy(policy)
     if csrf_cookie is not None:
@@ -262,10 +326,13 @@ def includeme(config: Configurator) -> None:
         return policy.session(request)
 
     def jeff(request: Request) -> SessionManager:
-        return manager
+        return manager.bind(request)
 
     config.add_request_method(jeff_session, "jeff_session", reify=True)
     config.add_request_method(jeff, "jeff", reify=True)
+    config.add_request_method(login_reason, "jeff_login_reason", reify=True)
+    config.add_view_deriver(recent_login, "jeff_recent_login")
+    config.add_view_deriver(passive, "jeff_passive")
     config.add_tween("pyramid_jeff.tween.jeff_tween_factory", under=INGRESS)
     # Our forbidden view is a default: registered once the whole configuration is known,
     # and only where the application registered no forbidden view of its own (in

@@ -2,51 +2,98 @@
 
 Layout, per session key (``<p>`` is the key prefix, ``<kd>`` the key digest)::
 
-    <p>s:<kd>:<session id>  the session: generation (8 bytes) + pack_record(session);
-                            b"" is a tombstone (an ended session)
+    <p>s:<kd>:<session id>  the session: generation (8 bytes) + epoch (8 bytes) +
+                            pack_record(session); a tombstone's record has its reason
+                            ("revoked", "evicted"); b"" is a logout's empty item
     <p>k:<kd>               the index: msgpack [generation, [[id, created_ms, expires_ms], ...]]
     <p>g:<kd>               the marker: generation (8 bytes) + max expires_ms (ASCII)
+
+and on every server::
+
+    <p>everyone             the cutoff: epoch (8 bytes) + ms (ASCII); sessions of that
+                            epoch created at or before it are dead
 
 All items of one key live on one server: servers are chosen by rendezvous hashing of
 the key digest (pymemcache's ``RendezvousHash``), and a server that is down is never
 replaced by another one (that would be a logout): its keys raise
 :class:`~pyramid_jeff.StoreUnavailable` until it is back.
 
-Verifying a request is ONE ``get`` command (one round trip) of the session item and the
-marker; the index is never read on the request path. A session counts only while its
-generation equals the marker's, and the marker follows the index's generation: an index
-that is missing or unreadable is replaced by one of a new generation, which ends every
-session the lost one listed. The index and the marker change only by ``cas`` (or
-``add`` when missing), with at most :data:`CAS_ATTEMPTS` tries; past them a call raises
-``StoreUnavailable``, never loses a login silently.
+Verifying a request is ONE ``get`` command (one round trip) of the session item, the
+marker and the cutoff; the index is never read on the request path. A session counts
+only while its generation equals the marker's and its epoch the cutoff's (below), and
+the marker follows the index's generation: an index that is missing or unreadable is
+replaced by one of a new generation, which ends every session the lost one listed.
+The index and the marker change only by ``cas`` (or ``add`` when missing), with at most
+:data:`CAS_ATTEMPTS` tries; past them a call raises ``StoreUnavailable``, never loses a
+login silently.
+
+Tombstones: an evicted session, and one an operator revoked (``revoke(tombstone=True)``,
+``revoke_all``), is rewritten in place as ``session.tombstone(reason, now_ms)`` and stays
+listed, so that ``get`` and ``list`` give it (whatever the generation and the cutoff:
+it is dead either way); ``touch`` never changes it; a login at the cap deletes it. A
+logout, a rotation and a revocation without ``tombstone`` empty the item (b"", kept
+:data:`TOMBSTONE_TTL` seconds so that a racing ``touch`` finds it changed; ``get``
+reads it as ``None``) and unlist it. Every such end is a ``cas`` on the item, so a
+session ended by two concurrent calls is counted by the one whose ``cas`` won.
+
+Revoking everyone: ``revoke_everyone`` raises the cutoff item of every server (``add``
+or ``cas``, never lowered); each operation reads the cutoff of its key's server in the
+command it already sends, so ``get`` stays one round trip. Creation times come from
+the application's clocks, so clocks that differ blur the cutoff by the difference. It
+tries every server, then raises ``StoreUnavailable`` if any failed: that server's
+sessions still work (once it answers again, if it kept its data) until a call
+succeeds, so call it again.
+
+The cutoff item has no expiry, but memcached may still evict it (without ``-M``), and a
+server may be new, restarted or flushed. A missing cutoff must never bring back the
+sessions it ended, so it fails closed: each server's cutoff item carries a random
+*epoch*, copied into every session item stored there, and a session counts only while
+its epoch is the cutoff's. A missing (or unreadable) cutoff matches no session
+(``get`` gives ``None``, ``touch`` ``False``, the others count them dead), and the next
+login on that server (or ``revoke_everyone``) writes one of a new epoch, which every
+session stored before then lacks. So a lost cutoff logs out the users of that server,
+as a restart would; logins in flight meanwhile either join the new epoch or are lost
+too (a pool moving from a version without epochs logs out once). No clock is involved
+in this: concurrent logins of a new server all count.
 
 Operations (round trips in the common case):
 
-- login (``create``): ``gets`` index + marker (+ the replaced session), ``add`` the session
-  item, ``cas`` the index to list it: 3 (the first login of a key also ``add``s the
-  marker; about once a month a login extends the marker's life with a ``cas``). A
-  session item exists before the index lists it, but its token is handed out only once
-  it is listed, so no usable session is ever unlisted; the marker then follows the
-  index's generation (a write only when it differs). Replacing a session adds a ``cas``
-  that tombstones it. At ``max_sessions``: one ``gets`` of the key's items, a ``delete``
-  of the dead ones, a ``cas`` tombstone per evicted one, all *before* the index forgets
-  them (so a failure between the two leaves a listed dead entry, never an unlisted live
-  session; the price: a login that then fails may already have evicted the oldest
-  session it was making room for).
-- ``touch``: ``gets`` session + marker, ``cas``: 2. Update-only (``cas`` never creates),
-  so a revoked session stays dead; of concurrent refreshes only one writes.
-- logout/``revoke``: ``gets`` session + marker + index, ``cas`` tombstone, ``cas`` index: 3.
-- ``revoke_all``: ``gets`` index + marker, ``gets`` the items, one ``cas`` tombstone per
-  live session, ``cas`` index: 3 + sessions. The count is exact: a session ended by two
-  concurrent calls is counted by the one whose ``cas`` won.
-- ``list``: ``gets`` index + marker, ``get`` the items: 2.
+- login (``create``): ``gets`` index + marker + cutoff (+ the replaced session), ``add``
+  the session item, ``cas`` the index to list it: 3 (the first login of a key also
+  ``add``s the marker, the first on a server the cutoff; about once a month a login
+  extends the marker's life with a ``cas``). A session item exists before the index
+  lists it, but its token is handed out only once it is listed, so no usable session
+  is ever unlisted; the marker then follows the index's generation (a write only when
+  it differs). Replacing a session adds a ``cas`` that empties it. When the index lists
+  ``max_sessions``: one ``gets`` of the key's items, a ``delete`` of the dead ones
+  (tombstones included), a ``cas`` tombstone per evicted one, all *before* the index
+  forgets them (so a failure between the two leaves a listed dead entry, never an
+  unlisted live session; the price: a login that then fails may already have evicted
+  the oldest session it was making room for). With ``evict=False``, a key still full of
+  live sessions raises :class:`~pyramid_jeff.TooManySessions` after that read, having
+  written nothing (unless a concurrent login made it full after this one had ended the
+  replaced session).
+- ``get``: ``get`` item + marker + cutoff: 1.
+- ``touch``: ``gets`` session + marker + cutoff, ``cas``: 2. Update-only (``cas`` never
+  creates), so a revoked session stays dead; of concurrent refreshes only one writes.
+- logout/``revoke``: ``gets`` session + marker + index + cutoff, ``cas`` the item, ``cas``
+  the index to unlist it: 3; with ``tombstone``, a live session becomes a tombstone and
+  stays listed: 2.
+- ``revoke_all``: ``gets`` index + marker + cutoff, ``gets`` the items, one ``cas``
+  tombstone per live session: 2 + live sessions (+ a ``delete`` of the dead and a
+  ``cas`` of the index to unlist them, when there are any).
+- ``revoke_everyone``: per server, ``gets`` the cutoff and ``add`` or ``cas`` it: 2 per
+  server (1 where it is already later).
+- ``list``: ``gets`` index + marker + cutoff, ``get`` the items: 2.
+- ``stats``: per server, ``stats`` and ``get`` the cutoff: 2 per server. There is no
+  ``sweep``: memcached drops expired items by itself.
 
-Lifetimes: a session item lives until its session's ``expires_ms`` (plus a second), the
-marker and the index at least until the latest of them (the marker 30 days more, so it
-is rewritten about once a month per key). Lifetimes are computed from the caller's
-clock, like the Redis store's TTL; above 30 days memcached takes an absolute Unix time,
-computed from this machine's clock (a memcached host whose clock runs ahead shortens
-them by the difference). Tombstones live :data:`TOMBSTONE_TTL` seconds.
+Lifetimes: a session item lives until its session's ``expires_ms`` (plus a second), a
+tombstone until its own (shorter) ``expires_ms``, the marker and the index at least
+until the latest of them (the marker 30 days more, so it is rewritten about once a
+month per key). Lifetimes are computed from the caller's clock, like the Redis store's
+TTL; above 30 days memcached takes an absolute Unix time, computed from this machine's
+clock (a memcached host whose clock runs ahead shortens them by the difference).
 
 Memcached evicts items under memory pressure (unless started with ``-M``):
 
@@ -57,9 +104,11 @@ Memcached evicts items under memory pressure (unless started with ``-M``):
   tombstoned or gone);
 - an evicted index: its sessions cannot be listed, so the next operation that reads it
   (a login, ``list``, ``revoke_all`` of that key) starts a new generation, which ends
-  every session of the key at once (``revoke_all`` then keeps ``keep`` but cannot count
-  the others and returns 0). Until then those sessions keep working, but no session is
-  ever beyond the reach of ``revoke_all``.
+  every session of the key at once (``revoke_all`` then keeps ``keep`` but cannot name
+  the others and returns ``[]``). Until then those sessions keep working, but no session
+  is ever beyond the reach of ``revoke_all``;
+- an evicted cutoff: every session of that server is logged out (see above). Read by
+  every verification of the server, it sits at the busy end of memcached's LRU.
 
 Eviction never lets a session live longer than the store promised; it only logs users
 out. Run memcached with ``-M`` (errors instead of evictions) and enough ``-m`` memory to
@@ -89,17 +138,25 @@ from pymemcache.client.rendezvous import RendezvousHash
 from pymemcache.exceptions import MemcacheError
 
 from . import deadline
-from .errors import StoreUnavailable
+from .errors import StoreUnavailable, TooManySessions
 from .session import Session, pack_record, unpack_record
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# The class's ``list`` method hides the builtin in annotations after it.
+SessionIds = list[str]
 
 DEFAULT_PORT = 11211
 # Tries of one compare-and-swap step before the call gives up with StoreUnavailable.
 CAS_ATTEMPTS = 16
 GEN_BYTES = 8
+EPOCH_BYTES = 8
+# An item's value starts with its key's generation, then its server's epoch.
+PREFIX_BYTES = GEN_BYTES + EPOCH_BYTES
+# The cutoff of an epoch nobody revoked everyone in.
+NO_CUTOFF = -1
+# The item of a session ended without a tombstone (a logout, a rotation): read as none.
 TOMBSTONE = b""
 # Long enough for a concurrent touch to find it (its cas fails either way), short
 # enough not to fill memory with ended sessions.
@@ -108,6 +165,8 @@ TOMBSTONE_TTL = 10
 MARKER_SLACK_MS = 30 * 24 * 3600 * 1000
 # memcached reads an exptime above this as an absolute Unix time.
 MAX_RELATIVE_EXPTIME = 30 * 24 * 3600
+# What revoke_all did with one listed item.
+_ENDED, _KEPT, _GONE, _DOOMED = "ended", "kept", "gone", "doomed"
 
 
 def _exptime(ttl_ms: int) -> int:
@@ -315,13 +374,113 @@ def _index_value(gen: bytes, entries: list[list[Any]]) -> bytes:
 
 
 def _decode(session_id: str, value: bytes) -> Session | None:
-    """The session in an item value, or ``None`` for a tombstone or unreadable data."""
-    if len(value) <= GEN_BYTES:
+    """The session (or stored tombstone) in an item value, or ``None`` for a logout's
+    empty item or unreadable data."""
+    if len(value) <= PREFIX_BYTES:
         return None
     try:
-        return unpack_record(session_id, value[GEN_BYTES:])
+        return unpack_record(session_id, value[PREFIX_BYTES:])
     except ValueError:
         return None
+
+
+class _Cutoff(NamedTuple):
+    present: bool
+    cas: Any
+    epoch: bytes | None  # None: missing or unreadable, so no session of the server counts
+    ms: int  # sessions of this epoch created at or before it are dead
+
+
+def _parse_cutoff(value: Any, cas: Any = None) -> _Cutoff:
+    if value is None:
+        return _Cutoff(False, cas, None, NO_CUTOFF)
+    try:
+        if len(value) <= EPOCH_BYTES:
+            raise ValueError("too short")
+        return _Cutoff(True, cas, bytes(value[:EPOCH_BYTES]), int(value[EPOCH_BYTES:]))
+    except ValueError:
+        return _Cutoff(True, cas, None, NO_CUTOFF)
+
+
+def _cutoff_value(epoch: bytes, ms: int) -> bytes:
+    return epoch + str(ms).encode("ascii")
+
+
+def _current(value: bytes, gen: bytes | None, cutoff: _Cutoff) -> bool:
+    """Whether an item is of its key's generation ``gen`` and its server's epoch."""
+    return (
+        gen is not None
+        and cutoff.epoch is not None
+        and value[:GEN_BYTES] == gen
+        and value[GEN_BYTES:PREFIX_BYTES] == cutoff.epoch
+    )
+
+
+def _shown(stored: Session, current: bool, cutoff: _Cutoff) -> Session | None:
+    """What ``get`` and ``list`` give of a decoded item: a stored tombstone as it is (it
+    is dead whatever else holds); a session that is not ``current`` (of an ended
+    generation or epoch) not at all; one that ``revoke_everyone`` ended as a
+    ``"revoked"`` tombstone."""
+    if stored.ended is not None:
+        return stored
+    if not current:
+        return None
+    if stored.created_ms <= cutoff.ms:
+        return stored.tombstone("revoked", cutoff.ms)
+    return stored
+
+
+def _stone(prefix: bytes, stored: Session, reason: str, now_ms: int) -> tuple[bytes, int]:
+    """The item value and exptime of ``stored`` turned into a tombstone."""
+    stone = stored.tombstone(reason, now_ms)
+    return prefix + pack_record(stone), _exptime(stone.expires_ms - now_ms)
+
+
+class _Room(NamedTuple):
+    """What a login at the cap ends, decided before anything is written."""
+
+    entries: list[list[Any]]  # what stays listed: the live (victims too), other keys'
+    doomed: dict[str, str]  # id -> item name: dead or unreadable, deleted
+    dropped: set[str]  # ids whose item is gone already: only unlisted
+    victims: list[tuple[str, str, Any, Session]]  # (id, item name, cas, session), oldest first
+    prefix: bytes  # of the victims' items: generation and epoch
+
+
+class _Carried:
+    """The session a login replaces (the one its browser carried): ended only if its
+    token digest is the one given."""
+
+    def __init__(self, session_id: str | None, name: str | None, token_digest: bytes | None):
+        self.id = session_id
+        self.name = name
+        self.token_digest = token_digest or b""
+        self.pending = session_id is not None  # not yet ended nor found absent
+        self.cas: Any = None
+        self.live = False
+        self.ended: list[str] = []  # [id] once ended, if it was live
+
+    def names(self) -> list[str]:
+        return [self.name] if self.pending and self.name is not None else []
+
+    def check(
+        self,
+        got: dict[str, tuple[Any, Any]],
+        gen: bytes,
+        cutoff: _Cutoff,
+        now_ms: int,
+        idle_ms: int,
+    ) -> str | None:
+        """Its id if it is there with the right token (to be ended), else ``None``."""
+        if not self.pending or self.id is None or self.name is None:
+            return None
+        value, self.cas = got.get(self.name, (None, None))
+        old = None if value is None else _decode(self.id, value)
+        if old is None or not hmac.compare_digest(old.token_digest, self.token_digest):
+            self.pending = False
+            return None
+        shown = _shown(old, _current(value, gen, cutoff), cutoff)
+        self.live = shown is not None and shown.is_live(now_ms, idle_ms)
+        return self.id
 
 
 class MemcachedStore:
@@ -407,6 +566,10 @@ class MemcachedStore:
     def marker_key(self, key_digest: str) -> str:
         return f"{self.key_prefix}g:{key_digest}"
 
+    def cutoff_key(self) -> str:
+        """The revoke-everyone cutoff: one item of this name on every server."""
+        return f"{self.key_prefix}everyone"
+
     def node_for(self, key_digest: str) -> _Node:
         """The server holding every item of this key."""
         if self._single is not None:
@@ -444,85 +607,154 @@ class MemcachedStore:
         idle_timeout_ms: int,
         replace_id: str | None = None,
         replace_token_digest: bytes | None = None,
-    ) -> int:
+        evict: bool = True,
+    ) -> list[str]:
         node = self.node_for(key_digest)
         index_name, marker_name = self.index_key(key_digest), self.marker_key(key_digest)
         item_name = self.item_key(key_digest, session.id)
         replace_name = None if replace_id is None else self.item_key(key_digest, replace_id)
+        carried = _Carried(replace_id, replace_name, replace_token_digest)
         record = pack_record(session)
         item_exptime = _exptime(session.expires_ms - now_ms)
-        added_gen: bytes | None = None  # the generation our item carries, once stored
-        ended: set[str] = set()  # ids this call ended (tombstoned or deleted)
-        evicted = 0
-        replace_checked = replace_name is None
+        added: bytes | None = None  # the prefix our item carries, once stored
+        gone: set[str] = set()  # ids this call unlisted for good
+        evicted: list[str] = []  # live ids this call tombstoned, oldest first
         try:
             for attempt in range(CAS_ATTEMPTS):
                 if attempt:
                     _backoff(attempt)
-                names = [index_name, marker_name]
-                if not replace_checked:
-                    names.append(str(replace_name))
+                names = [index_name, marker_name, self.cutoff_key(), *carried.names()]
                 got = self._gets(node, names)
                 index, marker = _parse_index(got, index_name), _parse_marker(got, marker_name)
+                plan = self._plan_login(
+                    node, key_digest, session, got, index, carried, gone,
+                    max_sessions=max_sessions, now_ms=now_ms, idle_timeout_ms=idle_timeout_ms,
+                    evict=evict,
+                )  # fmt: skip
+                if plan is None:
+                    continue  # the cutoff was written by someone else meanwhile: read it
+                gen, entries, room, cutoff = plan
 
-                # 1. The generation is the index's; an index that is missing or
-                # unreadable starts a new one (see the module docstring).
-                if index.gen is not None:
-                    gen, entries = index.gen, index.entries
-                else:
-                    gen, entries = secrets.token_bytes(GEN_BYTES), []
-
-                # 2. The session the browser carried, if its token is the one given.
-                if not replace_checked:
-                    assert replace_name is not None and replace_id is not None
-                    value, cas = got.get(replace_name, (None, None))
-                    old = None if value is None else _decode(replace_id, value)
-                    if old is not None and hmac.compare_digest(
-                        old.token_digest, replace_token_digest or b""
-                    ):
-                        result = self._cas(node, replace_name, TOMBSTONE, cas, TOMBSTONE_TTL)
-                        if result is False:
-                            continue  # touched meanwhile: read it again
-                        ended.add(replace_id)
-                    replace_checked = True
-                entries = [e for e in entries if e[0] not in ended]
-
-                # 3. The cap: drop the dead, then the oldest live, until the new one fits.
-                if len(entries) >= max_sessions:
-                    outcome = self._make_room(
-                        node, key_digest, session.key, entries, gen, ended,
-                        max_sessions=max_sessions, now_ms=now_ms, idle_timeout_ms=idle_timeout_ms,
-                    )  # fmt: skip
-                    if outcome is None:
+                # 3. End what must end, all *before* the index forgets it.
+                if not self._end_carried(node, carried, gone):
+                    continue  # touched meanwhile: read it again
+                if room is not None:
+                    kept = self._make_room(node, room, gone, evicted, now_ms)
+                    if kept is None:
                         continue  # a victim was touched meanwhile: read everything again
-                    entries, newly_evicted = outcome
-                    evicted += newly_evicted
+                    entries = kept
 
                 # 4. Our session, stored before it is listed: its token is handed out
                 # only once it is listed, so an unlisted session is never usable.
-                if added_gen != gen:
-                    value = gen + record
-                    if added_gen is None:
-                        if not self._add(node, item_name, value, item_exptime):
-                            raise StoreUnavailable("memcached: a session id is already taken")
-                    else:  # a new generation began meanwhile: our item follows it
-                        self._set(node, item_name, value, item_exptime)
-                    added_gen = gen
+                prefix = gen + (cutoff.epoch or b"")
+                if added != prefix:
+                    self._store_item(node, item_name, prefix + record, item_exptime, added)
+                    added = prefix
 
-                # 5. List it.
+                # 5. List it; the marker follows the index (and outlives its sessions).
                 entries.append([session.id, session.created_ms, session.expires_ms])
                 if not self._write_index(node, key_digest, index, gen, entries, now_ms):
                     continue
-                # 6. The marker follows the index (and outlives its sessions).
-                needed = max(e[2] for e in entries)
-                if self._follow(node, key_digest, marker, gen, needed, now_ms):
-                    return evicted
+                if self._follow(node, key_digest, marker, gen, max(e[2] for e in entries), now_ms):
+                    return carried.ended + evicted
                 # The index was lost and rebuilt meanwhile: list our session again.
             raise _contention("login")
         except BaseException:
-            if added_gen is not None:
+            if added is not None:
                 self._discard(node, item_name)
             raise
+
+    def _plan_login(
+        self,
+        node: _Node,
+        key_digest: str,
+        session: Session,
+        got: dict[str, tuple[Any, Any]],
+        index: _Index,
+        carried: _Carried,
+        gone: set[str],
+        *,
+        max_sessions: int,
+        now_ms: int,
+        idle_timeout_ms: int,
+        evict: bool,
+    ) -> tuple[bytes, list[list[Any]], _Room | None, _Cutoff] | None:
+        """Steps 1 and 2 of a login: its generation, the entries that stay listed, the
+        room to make at the cap and the server's cutoff. What ends is decided before
+        anything is written, so that ``evict=False`` refuses having written nothing:
+        the carried session, then at the cap the dead and the oldest live ones.
+        ``None`` if the cutoff was written meanwhile."""
+        cutoff = self._login_cutoff(node, got)
+        if cutoff is None:
+            return None
+        # 1. The generation is the index's; an index that is missing or unreadable
+        # starts a new one (see the module docstring).
+        if index.gen is not None:
+            gen, entries = index.gen, index.entries
+        else:
+            gen, entries = secrets.token_bytes(GEN_BYTES), []
+        # 2. The carried session makes room; then the dead, then the oldest live ones.
+        hit = carried.check(got, gen, cutoff, now_ms, idle_timeout_ms)
+        entries = [e for e in entries if e[0] not in gone and e[0] != hit]
+        if len(entries) < max_sessions:
+            return gen, entries, None, cutoff
+        room = self._plan_room(
+            node, key_digest, session.key, entries, gen, cutoff,
+            max_sessions=max_sessions, now_ms=now_ms, idle_timeout_ms=idle_timeout_ms,
+        )  # fmt: skip
+        if room.victims and not evict:
+            raise TooManySessions()
+        return gen, entries, room, cutoff
+
+    def _login_cutoff(self, node: _Node, got: dict[str, tuple[Any, Any]]) -> _Cutoff | None:
+        """The server's cutoff. When it is missing or unreadable (a new server, or
+        memcached evicted it), write one of a new epoch, which ends every session the
+        server holds. ``None`` if another writer got there first."""
+        name = self.cutoff_key()
+        cutoff = _parse_cutoff(*got.get(name, (None, None)))
+        if cutoff.epoch is not None:
+            return cutoff
+        log.warning(
+            "memcached: no revoke-everyone cutoff on %s (a new server, or evicted): "
+            "a new epoch ends every session it held",
+            node.name,
+        )
+        fresh = _Cutoff(True, None, secrets.token_bytes(EPOCH_BYTES), NO_CUTOFF)
+        if self._write_cutoff(node, cutoff, fresh):
+            return fresh
+        return None
+
+    def _write_cutoff(self, node: _Node, old: _Cutoff, new: _Cutoff) -> bool:
+        """``cas`` (or ``add``) the cutoff item, with no expiry; ``False`` if another
+        writer got there first."""
+        assert new.epoch is not None
+        name, value = self.cutoff_key(), _cutoff_value(new.epoch, new.ms)
+        if old.present:
+            return bool(self._cas(node, name, value, old.cas, 0))
+        return self._add(node, name, value, 0)  # 0: never expires
+
+    def _end_carried(self, node: _Node, carried: _Carried, gone: set[str]) -> bool:
+        """Delete the carried session if it was found with its token (its item
+        emptied, as a logout does); ``False`` if it was touched meanwhile."""
+        if not carried.pending or carried.name is None or carried.id is None:
+            return True
+        result = self._cas(node, carried.name, TOMBSTONE, carried.cas, TOMBSTONE_TTL)
+        if result is False:
+            return False
+        if result and carried.live:
+            carried.ended = [carried.id]  # None: ended by someone else meanwhile
+        carried.pending = False
+        gone.add(carried.id)
+        return True
+
+    def _store_item(
+        self, node: _Node, name: str, value: bytes, exptime: int, added: bytes | None
+    ) -> None:
+        if added is None:
+            if not self._add(node, name, value, exptime):
+                raise StoreUnavailable("memcached: a session id is already taken")
+        else:  # a new generation (or epoch) began meanwhile: our item follows it
+            self._set(node, name, value, exptime)
 
     def _write_index(
         self,
@@ -574,59 +806,75 @@ class MemcachedStore:
                 return True
         raise _contention("marker")
 
-    def _make_room(
+    def _plan_room(
         self,
         node: _Node,
         key_digest: str,
         key: str,
         entries: list[list[Any]],
         gen: bytes,
-        ended: set[str],
+        cutoff: _Cutoff,
         *,
         max_sessions: int,
         now_ms: int,
         idle_timeout_ms: int,
-    ) -> tuple[list[list[Any]], int] | None:
-        """Prune and evict at the cap, as the Redis script does: entries whose item is
-        gone, unreadable, of another generation or a dead session of ``key`` are
-        dropped (their items deleted); then, while ``key`` holds ``max_sessions`` live
-        sessions, the oldest (by creation time, then id) is tombstoned. Other keys'
-        sessions (a digest collision) are neither counted nor dropped. Every item is
-        ended before the index forgets it. Returns the entries left and how many live
-        sessions were evicted, or ``None`` if a victim changed meanwhile."""
+    ) -> _Room:
+        """What a login at the cap ends, as the Redis script does (one read, no
+        write): entries whose item is gone, unreadable, of another generation, a
+        tombstone or a dead session of ``key`` are dropped; then, while ``key`` holds
+        ``max_sessions`` live sessions, the oldest (by creation time, then id) is a
+        victim. Other keys' sessions (a digest collision) are neither counted nor
+        dropped."""
         names = {e[0]: self.item_key(key_digest, e[0]) for e in entries}
         got = self._gets(node, list(names.values()))
         keep: list[list[Any]] = []
-        live: list[tuple[int, str, Any]] = []
-        doomed: list[str] = []
+        live: list[tuple[int, str, Any, Session]] = []
+        doomed: dict[str, str] = {}
+        dropped: set[str] = set()
         for entry in entries:
             session_id = entry[0]
             value, cas = got.get(names[session_id], (None, None))
             stored = None if value is None else _decode(session_id, value)
-            if stored is None or value[:GEN_BYTES] != gen:
-                if value is not None and value != TOMBSTONE:
-                    doomed.append(names[session_id])  # unreadable or of an ended generation
-                ended.add(session_id)
-            elif stored.key != key:
+            if stored is not None and stored.key != key:
                 keep.append(entry)
-            elif stored.is_live(now_ms, idle_timeout_ms):
+                continue
+            current = stored is not None and _current(value, gen, cutoff)
+            shown = None if stored is None else _shown(stored, current, cutoff)
+            if shown is not None and shown.is_live(now_ms, idle_timeout_ms):
                 keep.append(entry)
-                live.append((stored.created_ms, session_id, cas))
+                live.append((shown.created_ms, session_id, cas, shown))
+            elif value is None or value == TOMBSTONE:
+                dropped.add(session_id)  # gone, or a logout's empty item (it expires soon)
             else:
-                doomed.append(names[session_id])
-                ended.add(session_id)
-        self._delete_many(node, doomed)
-        evicted = 0
-        if len(live) >= max_sessions:
-            live.sort(key=lambda item: (item[0], item[1]))
-            for _, session_id, cas in live[: len(live) - max_sessions + 1]:
-                result = self._cas(node, names[session_id], TOMBSTONE, cas, TOMBSTONE_TTL)
-                if result is False:
-                    return None
-                if result:
-                    evicted += 1  # None: ended by someone else meanwhile, not by us
-                ended.add(session_id)
-        return [e for e in keep if e[0] not in ended], evicted
+                doomed[session_id] = names[session_id]
+        live.sort(key=lambda item: (item[0], item[1]))
+        victims = live[: max(0, len(live) - max_sessions + 1)]
+        victim_items = [(v[1], names[v[1]], v[2], v[3]) for v in victims]
+        return _Room(keep, doomed, dropped, victim_items, gen + (cutoff.epoch or b""))
+
+    def _make_room(
+        self,
+        node: _Node,
+        room: _Room,
+        gone: set[str],
+        evicted: list[str],
+        now_ms: int,
+    ) -> list[list[Any]] | None:
+        """Delete the dead; turn the victims into "evicted" tombstones, still listed
+        (their browsers can be told, and the next login at the cap drops them). Adds to
+        ``gone`` and ``evicted``; the entries to keep, or ``None`` if a victim changed
+        meanwhile (a failure here leaves a listed dead entry, never an unlisted live
+        session; the price: a login that then fails may already have evicted)."""
+        self._delete_many(node, list(room.doomed.values()))
+        gone.update(room.dropped, room.doomed)
+        for session_id, name, cas, stored in room.victims:
+            value, exptime = _stone(room.prefix, stored, "evicted", now_ms)
+            result = self._cas(node, name, value, cas, exptime)
+            if result is False:
+                return None
+            if result:
+                evicted.append(session_id)  # None: ended by someone else meanwhile
+        return room.entries
 
     def _discard(self, node: _Node, name: str) -> None:
         """Best effort: remove our own unlisted item after a failed login."""
@@ -636,32 +884,43 @@ class MemcachedStore:
 
     def get(self, key_digest: str, session_id: str) -> Session | None:
         item_name, marker_name = self.item_key(key_digest, session_id), self.marker_key(key_digest)
+        names = [item_name, marker_name, self.cutoff_key()]
         node = self.node_for(key_digest)
-        got: dict[str, bytes] = node.run("get", lambda c: c.get_many([item_name, marker_name]))
+        got: dict[str, bytes] = node.run("get", lambda c: c.get_many(names))
         value, marker = got.get(item_name), got.get(marker_name)
-        if not value or marker is None or marker[:GEN_BYTES] != value[:GEN_BYTES]:
-            return None  # gone, a tombstone, or of an ended generation
-        if len(value) <= GEN_BYTES:
-            raise ValueError("corrupt session item")
-        return unpack_record(session_id, value[GEN_BYTES:])
+        if not value:
+            return None  # gone, or a logout's empty item
+        cutoff = _parse_cutoff(got.get(self.cutoff_key()))
+        current = marker is not None and _current(value, marker[:GEN_BYTES], cutoff)
+        stored = _decode(session_id, value)
+        if stored is None:
+            if current:
+                raise ValueError(f"corrupt session item {item_name}")
+            return None  # unreadable, and of an ended generation or epoch anyway
+        return _shown(stored, current, cutoff)
 
     def touch(
         self, key_digest: str, session_id: str, last_seen_ms: int, *, min_interval_ms: int = 0
     ) -> bool:
         item_name, marker_name = self.item_key(key_digest, session_id), self.marker_key(key_digest)
+        cutoff_name = self.cutoff_key()
         node = self.node_for(key_digest)
         for attempt in range(CAS_ATTEMPTS):
             if attempt:
                 _backoff(attempt)
-            got = self._gets(node, [item_name, marker_name])
+            got = self._gets(node, [item_name, marker_name, cutoff_name])
             value, cas = got.get(item_name, (None, None))
             marker = got.get(marker_name, (None, None))[0]
             stored = None if value is None else _decode(session_id, value)
-            if stored is None or marker is None or marker[:GEN_BYTES] != value[:GEN_BYTES]:
+            if stored is None or marker is None:
                 return False
+            cutoff = _parse_cutoff(got.get(cutoff_name, (None, None))[0])
+            shown = _shown(stored, _current(value, marker[:GEN_BYTES], cutoff), cutoff)
+            if shown is None or shown.ended is not None:
+                return False  # ended: a tombstone stays as it is
             if last_seen_ms < stored.last_seen_ms + max(min_interval_ms, 1):
                 return True
-            new = value[:GEN_BYTES] + pack_record(stored.seen_at(last_seen_ms))
+            new = value[:PREFIX_BYTES] + pack_record(stored.seen_at(last_seen_ms))
             result = self._cas(
                 node, item_name, new, cas, _exptime(stored.expires_ms - last_seen_ms)
             )
@@ -673,8 +932,9 @@ class MemcachedStore:
     def list(self, key_digest: str) -> list[Session]:
         node = self.node_for(key_digest)
         index_name, marker_name = self.index_key(key_digest), self.marker_key(key_digest)
-        got = self._gets(node, [index_name, marker_name])
+        got = self._gets(node, [index_name, marker_name, self.cutoff_key()])
         index, marker = _parse_index(got, index_name), _parse_marker(got, marker_name)
+        cutoff = _parse_cutoff(got.get(self.cutoff_key(), (None, None))[0])
         now_ms = time.time_ns() // 1_000_000
         if index.gen is None:
             if marker.gen is not None:
@@ -693,13 +953,16 @@ class MemcachedStore:
         items: dict[str, bytes] = node.run("get", lambda c: c.get_many(list(names)))
         sessions: list[Session] = []
         for name, value in items.items():
-            if value == TOMBSTONE or value[:GEN_BYTES] != gen:
+            if value == TOMBSTONE:
                 continue
-            stored = _decode(names[name], value)
+            stored, current = _decode(names[name], value), _current(value, gen, cutoff)
             if stored is None:
-                log.warning("skipping an unreadable session item %s", name)
-            else:
-                sessions.append(stored)
+                if current:
+                    log.warning("skipping an unreadable session item %s", name)
+                continue
+            shown = _shown(stored, current, cutoff)
+            if shown is not None:
+                sessions.append(shown)
         return sessions
 
     def revoke(
@@ -711,16 +974,20 @@ class MemcachedStore:
         idle_timeout_ms: int,
         token_digest: bytes | None = None,
         key: str | None = None,
+        tombstone: bool = False,
     ) -> bool:
         """End one session; with ``token_digest``, only if it is that session's; with
-        ``key``, only if it is a session of that key (two keys' digests may collide)."""
+        ``key``, only if it is a session of that key (two keys' digests may collide).
+        With ``tombstone``, a live session becomes a "revoked" tombstone (still listed);
+        else, and for a dead one, its item is emptied and unlisted."""
         node = self.node_for(key_digest)
         item_name = self.item_key(key_digest, session_id)
         index_name, marker_name = self.index_key(key_digest), self.marker_key(key_digest)
+        names = [item_name, marker_name, index_name, self.cutoff_key()]
         for attempt in range(CAS_ATTEMPTS):
             if attempt:
                 _backoff(attempt)
-            got = self._gets(node, [item_name, marker_name, index_name])
+            got = self._gets(node, names)
             value, cas = got.get(item_name, (None, None))
             if value is None or value == TOMBSTONE:
                 return False
@@ -731,13 +998,16 @@ class MemcachedStore:
                 return False
             if key is not None and stored is not None and stored.key != key:
                 return False
-            marker = _parse_marker(got, marker_name)
-            was_live = (
-                stored is not None
-                and marker.gen == value[:GEN_BYTES]
-                and stored.is_live(now_ms, idle_timeout_ms)
-            )
-            result = self._cas(node, item_name, TOMBSTONE, cas, TOMBSTONE_TTL)
+            if tombstone and stored is not None and stored.ended is not None:
+                return False  # already a tombstone: it keeps telling its browser why
+            cutoff = _parse_cutoff(got.get(self.cutoff_key(), (None, None))[0])
+            current = _current(value, _parse_marker(got, marker_name).gen, cutoff)
+            shown = None if stored is None else _shown(stored, current, cutoff)
+            was_live = shown is not None and shown.is_live(now_ms, idle_timeout_ms)
+            new, exptime = TOMBSTONE, TOMBSTONE_TTL
+            if tombstone and was_live and stored is not None:
+                new, exptime = _stone(value[:PREFIX_BYTES], stored, "revoked", now_ms)
+            result = self._cas(node, item_name, new, cas, exptime)
             if result is None:
                 return False  # ended meanwhile by someone else
             if result:
@@ -745,7 +1015,8 @@ class MemcachedStore:
             # Touched meanwhile: read it again (the token and the key do not change).
         else:
             raise _contention("revoke")
-        self._unlist(node, key_digest, got, {session_id}, now_ms=now_ms)
+        if new == TOMBSTONE:
+            self._unlist(node, key_digest, got, {session_id}, now_ms=now_ms)
         return was_live
 
     def _unlist(
@@ -782,21 +1053,26 @@ class MemcachedStore:
         now_ms: int,
         idle_timeout_ms: int,
         key: str | None = None,
-    ) -> int:
-        """End every session but ``keep``; with ``key``, only sessions of that key.
-        Returns how many were live (0 after a lost index: see the module docstring)."""
+    ) -> SessionIds:
+        """End every session but ``keep``: the live ones become "revoked" tombstones,
+        the dead ones go (tombstones stay); with ``key``, only sessions of that key.
+        Returns the ids of the live ones ended ([] after a lost index: see the module
+        docstring)."""
         node = self.node_for(key_digest)
         index_name, marker_name = self.index_key(key_digest), self.marker_key(key_digest)
         for attempt in range(CAS_ATTEMPTS):
             if attempt:
                 _backoff(attempt)
-            got = self._gets(node, [index_name, marker_name])
+            got = self._gets(node, [index_name, marker_name, self.cutoff_key()])
             index, marker = _parse_index(got, index_name), _parse_marker(got, marker_name)
+            cutoff = _parse_cutoff(got.get(self.cutoff_key(), (None, None))[0])
             if index.gen is None:
                 if marker.gen is None:
-                    return 0  # no generation: no session of this key is valid
-                if self._repair_keeping(node, key_digest, index, marker, keep, key, now_ms):
-                    return 0
+                    return []  # no generation: no session of this key is valid
+                if self._repair_keeping(
+                    node, key_digest, index, marker, cutoff, keep, key, now_ms
+                ):
+                    return []
                 continue
             if marker.gen == index.gen:
                 break
@@ -805,42 +1081,70 @@ class MemcachedStore:
                 break
         else:
             raise _contention("revoke_all")
-        gen = index.gen
         targets = [e[0] for e in index.entries if e[0] != keep]
         names = {session_id: self.item_key(key_digest, session_id) for session_id in targets}
         items = self._gets(node, list(names.values()))
-        ended: set[str] = set()
+        ended: list[str] = []
+        unlisted: set[str] = set()
         doomed: list[str] = []
-        live = 0
         for session_id in targets:
-            name = names[session_id]
-            value, cas = items.get(name, (None, None))
-            for attempt in range(CAS_ATTEMPTS):
-                if attempt:
-                    _backoff(attempt)
-                    value, cas = self._gets(node, [name]).get(name, (None, None))
-                if value is None or value == TOMBSTONE:
-                    ended.add(session_id)  # gone already
-                    break
-                stored = _decode(session_id, value)
-                if stored is not None and key is not None and stored.key != key:
-                    break  # another key's session: it stays listed
-                if stored is None or value[:GEN_BYTES] != gen:
-                    doomed.append(name)  # nobody's (unreadable) or of an ended generation
-                    ended.add(session_id)
-                    break
-                result = self._cas(node, name, TOMBSTONE, cas, TOMBSTONE_TTL)
-                if result is not False:
-                    if result and stored.is_live(now_ms, idle_timeout_ms):
-                        live += 1  # ended by us (None: by someone else meanwhile)
-                    ended.add(session_id)
-                    break
-                # Touched meanwhile: read it again.
-            else:
-                raise _contention("revoke_all")
+            value, cas = items.get(names[session_id], (None, None))
+            outcome = self._end_listed(
+                node, names[session_id], session_id, value, cas, index.gen, cutoff,
+                key=key, now_ms=now_ms, idle_timeout_ms=idle_timeout_ms,
+            )  # fmt: skip
+            if outcome == _ENDED:
+                ended.append(session_id)
+            elif outcome != _KEPT:
+                unlisted.add(session_id)
+                if outcome == _DOOMED:
+                    doomed.append(names[session_id])
         self._delete_many(node, doomed)
-        self._unlist(node, key_digest, got, ended, now_ms=now_ms)
-        return live
+        self._unlist(node, key_digest, got, unlisted, now_ms=now_ms)
+        return ended
+
+    def _end_listed(
+        self,
+        node: _Node,
+        name: str,
+        session_id: str,
+        value: Any,
+        cas: Any,
+        gen: bytes,
+        cutoff: _Cutoff,
+        *,
+        key: str | None,
+        now_ms: int,
+        idle_timeout_ms: int,
+    ) -> str:
+        """``revoke_all`` of one listed item: a live session becomes a "revoked"
+        tombstone (``_ENDED``: by us; a concurrent call that wins the ``cas`` counts
+        it, not we), a tombstone or another key's session is ``_KEPT``, a gone one
+        ``_GONE``, anything else dead or unreadable ``_DOOMED`` (deleted)."""
+        for attempt in range(CAS_ATTEMPTS):
+            if attempt:
+                _backoff(attempt)
+                value, cas = self._gets(node, [name]).get(name, (None, None))
+            if value is None or value == TOMBSTONE:
+                return _GONE
+            stored = _decode(session_id, value)
+            if stored is not None and key is not None and stored.key != key:
+                return _KEPT  # another key's session: it stays listed
+            if stored is None or not _current(value, gen, cutoff):
+                return _DOOMED  # nobody's (unreadable), or of an ended generation or epoch
+            if stored.ended is not None:
+                return _KEPT  # a tombstone keeps telling its browser why
+            shown = _shown(stored, True, cutoff)
+            if shown is None or not shown.is_live(now_ms, idle_timeout_ms):
+                return _DOOMED
+            new, exptime = _stone(value[:PREFIX_BYTES], stored, "revoked", now_ms)
+            result = self._cas(node, name, new, cas, exptime)
+            if result is None:
+                return _GONE  # ended by someone else meanwhile
+            if result:
+                return _ENDED
+            # Touched meanwhile: read it again.
+        raise _contention("revoke_all")
 
     def _repair_keeping(
         self,
@@ -848,6 +1152,7 @@ class MemcachedStore:
         key_digest: str,
         index: _Index,
         marker: _Marker,
+        cutoff: _Cutoff,
         keep: str | None,
         key: str | None,
         now_ms: int,
@@ -864,7 +1169,7 @@ class MemcachedStore:
             stored = None if keep_value is None else _decode(keep, keep_value)
             if (
                 stored is not None
-                and keep_value[:GEN_BYTES] == marker.gen
+                and _current(keep_value, marker.gen, cutoff)
                 and (key is None or stored.key == key)
             ):
                 kept = [[keep, stored.created_ms, stored.expires_ms]]
@@ -879,6 +1184,62 @@ class MemcachedStore:
         needed = max([now_ms, *(e[2] for e in kept)])
         self._follow(node, key_digest, marker, gen, needed, now_ms)
         return True
+
+    def revoke_everyone(self, *, now_ms: int) -> None:
+        """Raise the cutoff of every server to ``now_ms`` (never lower it). Every server
+        is tried; if any failed, :class:`~pyramid_jeff.StoreUnavailable` names them
+        once all were tried (the others have it: call again until it succeeds)."""
+        failed: list[str] = []
+        for node in self.nodes.values():
+            try:
+                self._raise_cutoff(node, now_ms)
+            except StoreUnavailable as exc:
+                failed.append(str(exc))
+        if failed:
+            raise StoreUnavailable(
+                f"memcached: revoke_everyone failed on {len(failed)} of {len(self.nodes)} "
+                f"servers, whose sessions still work: {'; '.join(failed)}"
+            )
+
+    def _raise_cutoff(self, node: _Node, now_ms: int) -> None:
+        name = self.cutoff_key()
+        for attempt in range(CAS_ATTEMPTS):
+            if attempt:
+                _backoff(attempt)
+            cutoff = _parse_cutoff(*self._gets(node, [name]).get(name, (None, None)))
+            if cutoff.epoch is not None and cutoff.ms >= now_ms:
+                return
+            # A missing cutoff ended every session of the server: a new epoch says so.
+            epoch = cutoff.epoch or secrets.token_bytes(EPOCH_BYTES)
+            if self._write_cutoff(node, cutoff, _Cutoff(True, None, epoch, now_ms)):
+                return
+        raise _contention(f"revoke_everyone on {node.name}")
+
+    def stats(self) -> dict[str, int | str]:
+        """Cheap facts: per server ``curr_items``, ``bytes``, ``evictions`` (memcached's
+        ``stats``) and its cutoff (``"missing"``: no session of it counts);
+        ``revoked_everyone_before_ms`` is the lowest cutoff (-1: none). A server that
+        cannot answer is named with ``error``, not raised."""
+        facts: dict[str, int | str] = {"backend": "memcached", "servers": len(self.nodes)}
+        cutoffs: list[int] = []
+        name = self.cutoff_key()
+        for server, node in self.nodes.items():
+            try:
+                raw: dict[bytes, Any] = node.run("stats", lambda c: c.stats())
+                value = node.run("get", lambda c: c.get(name))
+            except StoreUnavailable as exc:
+                facts[f"{server} error"] = str(exc)
+                continue
+            for fact in ("curr_items", "bytes", "evictions"):
+                facts[f"{server} {fact}"] = int(raw.get(fact.encode("ascii"), 0))
+            cutoff = _parse_cutoff(value)
+            if cutoff.epoch is None:
+                facts[f"{server} revoked_everyone_before_ms"] = "missing"
+            else:
+                facts[f"{server} revoked_everyone_before_ms"] = cutoff.ms
+                cutoffs.append(cutoff.ms)
+        facts["revoked_everyone_before_ms"] = min(cutoffs, default=NO_CUTOFF)
+        return facts
 
     def close(self) -> None:
         for node in self.nodes.values():

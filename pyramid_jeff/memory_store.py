@@ -16,10 +16,13 @@ matches :attr:`MemoryStore._due` is skipped.
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import threading
+from dataclasses import replace
 from typing import Any
 
+from .errors import TooManySessions
 from .session import Session
 
 # The most filings and sessions one write examines while sweeping: it bounds how long a
@@ -40,10 +43,18 @@ _Garbage = list[Any]
 
 
 def _death_ms(session: Session, idle_ms: int) -> int:
-    """When ``session`` stops being live with idle timeout ``idle_ms``, unless touched."""
-    if idle_ms and session.last_seen_ms + idle_ms < session.expires_ms:
+    """When ``session`` stops being live with idle timeout ``idle_ms``, unless touched
+    (a tombstone: when it is dropped)."""
+    if session.ended is None and idle_ms and session.last_seen_ms + idle_ms < session.expires_ms:
         return session.last_seen_ms + idle_ms
     return session.expires_ms
+
+
+def _swept(session: Session, now_ms: int, idle_ms: int) -> bool:
+    """Dead and not worth keeping: a tombstone is kept until its own expiry."""
+    if session.ended is not None:
+        return now_ms >= session.expires_ms
+    return not session.is_live(now_ms, idle_ms)
 
 
 def _bucket(due_ms: int) -> int:
@@ -67,6 +78,8 @@ class MemoryStore:
         self._buckets: dict[int, list[str]] = {}
         self._bucket_heap: list[int] = []
         self._filings = 0  # valid and stale filings in all buckets
+        # Sessions created at or before this (revoke_everyone) are dead.
+        self._everyone_ms = -1
         self.swept = 0  # dead sessions dropped by sweeps (never a live one)
         self.examined = 0  # filings and sessions the sweeps looked at
 
@@ -80,40 +93,49 @@ class MemoryStore:
         idle_timeout_ms: int,
         replace_id: str | None = None,
         replace_token_digest: bytes | None = None,
-    ) -> int:
-        evicted = 0
+        evict: bool = True,
+    ) -> list[str]:
+        ended: list[str] = []
         with self._lock:
             garbage = self._sweep(now_ms)
-            sessions = self._sessions.get(key_digest)
-            if sessions is None:
-                sessions = self._sessions[key_digest] = {}
-            if replace_id is not None:
-                old = sessions.get(replace_id)
-                if old is not None and old.token_digest == replace_token_digest:
-                    del sessions[replace_id]
+            sessions = self._sessions.setdefault(key_digest, {})
+            replaced = sessions.get(replace_id) if replace_id is not None else None
+            if replaced is not None and replaced.token_digest != replace_token_digest:
+                replaced = None
             # Only sessions of this key count and are evicted (the digests of two keys
             # could collide), as in the Redis scripts.
-            mine = [s for s in sessions.values() if s.key == session.key]
+            mine = [s for s in sessions.values() if s.key == session.key and s is not replaced]
+            victims: list[Session] = []
             if len(mine) >= max_sessions:
-                for stored in mine:
-                    if not stored.is_live(now_ms, idle_timeout_ms):
+                mine = [s for s in mine if self._live(s, now_ms, idle_timeout_ms)]
+                victims = sorted(mine, key=lambda s: (s.created_ms, s.id))
+                victims = victims[: max(0, len(mine) - max_sessions + 1)]
+                if victims and not evict:
+                    if not sessions:
+                        del self._sessions[key_digest]
+                    raise TooManySessions()
+                # Make room: the dead go, the evicted stay as tombstones.
+                for stored in [s for s in sessions.values() if s.key == session.key]:
+                    if stored is not replaced and not self._live(stored, now_ms, idle_timeout_ms):
                         del sessions[stored.id]
-                mine = [s for s in mine if s.id in sessions]
-                if len(mine) >= max_sessions:
-                    oldest = sorted(mine, key=lambda s: (s.created_ms, s.id))
-                    for victim in oldest[: len(mine) - max_sessions + 1]:
-                        del sessions[victim.id]
-                        evicted += 1
+            if replaced is not None:
+                del sessions[replaced.id]
+                if self._live(replaced, now_ms, idle_timeout_ms):
+                    ended.append(replaced.id)
+            for victim in victims:
+                sessions[victim.id] = victim.tombstone("evicted", now_ms)
+                ended.append(victim.id)
             sessions[session.id] = session
             idle_ms = self._merge_idle(key_digest, idle_timeout_ms)
             self._schedule(key_digest, _death_ms(session, idle_ms))
         del garbage  # freed here, outside the lock
-        return evicted
+        return ended
 
     def get(self, key_digest: str, session_id: str) -> Session | None:
         with self._lock:
             sessions = self._sessions.get(key_digest)
-            return None if sessions is None else sessions.get(session_id)
+            stored = None if sessions is None else sessions.get(session_id)
+            return None if stored is None else self._cut(stored)
 
     def touch(
         self, key_digest: str, session_id: str, last_seen_ms: int, *, min_interval_ms: int = 0
@@ -124,7 +146,7 @@ class MemoryStore:
             if sessions is None:
                 return False
             stored = sessions.get(session_id)
-            if stored is None:
+            if stored is None or self._cut(stored).ended is not None:
                 return False
             if last_seen_ms >= stored.last_seen_ms + max(min_interval_ms, 1):
                 sessions[session_id] = stored.seen_at(last_seen_ms)
@@ -132,7 +154,7 @@ class MemoryStore:
 
     def list(self, key_digest: str) -> list[Session]:
         with self._lock:
-            return list(self._sessions.get(key_digest, {}).values())
+            return [self._cut(s) for s in self._sessions.get(key_digest, {}).values()]
 
     def revoke(
         self,
@@ -143,6 +165,7 @@ class MemoryStore:
         idle_timeout_ms: int,
         token_digest: bytes | None = None,
         key: str | None = None,
+        tombstone: bool = False,
     ) -> bool:
         with self._lock:
             garbage = self._sweep(now_ms)
@@ -154,11 +177,17 @@ class MemoryStore:
                 or (key is not None and stored.key != key)
             ):
                 return False
-            del sessions[session_id]
-            if not sessions:
-                self._forget_key(key_digest)
+            live = self._live(stored, now_ms, idle_timeout_ms)
+            if tombstone and live:
+                sessions[session_id] = stored.tombstone("revoked", now_ms)
+            elif tombstone and stored.ended is not None:
+                pass  # already a tombstone: it keeps telling its browser why
+            else:
+                del sessions[session_id]
+                if not sessions:
+                    self._forget_key(key_digest)
         del garbage
-        return stored.is_live(now_ms, idle_timeout_ms)
+        return live
 
     def revoke_all(
         self,
@@ -168,19 +197,49 @@ class MemoryStore:
         now_ms: int,
         idle_timeout_ms: int,
         key: str | None = None,
-    ) -> int:
+    ) -> builtins.list[str]:
+        ended: list[str] = []
         with self._lock:
             garbage = self._sweep(now_ms)
             sessions = self._sessions.get(key_digest, {})
-            ended = [
-                s for sid, s in sessions.items() if sid != keep and (key is None or s.key == key)
-            ]
-            for session in ended:
-                del sessions[session.id]
+            for stored in list(sessions.values()):
+                if stored.id == keep or (key is not None and stored.key != key):
+                    continue
+                if self._live(stored, now_ms, idle_timeout_ms):
+                    sessions[stored.id] = stored.tombstone("revoked", now_ms)
+                    ended.append(stored.id)
+                elif stored.ended is None:
+                    del sessions[stored.id]
             if not sessions:
                 self._forget_key(key_digest)
         del garbage
-        return sum(1 for s in ended if s.is_live(now_ms, idle_timeout_ms))
+        return ended
+
+    def revoke_everyone(self, *, now_ms: int) -> None:
+        with self._lock:
+            self._everyone_ms = max(self._everyone_ms, now_ms)
+
+    def sweep(self, now_ms: int, idle_timeout_ms: int) -> int:
+        """Dead sessions are dropped a few at a time by every write: nothing to do."""
+        return 0
+
+    def stats(self) -> dict[str, int | str]:
+        with self._lock:
+            return {
+                "backend": "memory",
+                "keys": len(self._sessions),
+                "sessions": sum(len(s) for s in self._sessions.values()),
+                "revoked_everyone_before_ms": self._everyone_ms,
+            }
+
+    def _cut(self, stored: Session) -> Session:
+        """``stored``, as a tombstone when revoke_everyone ended it."""
+        if stored.created_ms <= self._everyone_ms and stored.ended is None:
+            return replace(stored, ended="revoked")
+        return stored
+
+    def _live(self, stored: Session, now_ms: int, idle_timeout_ms: int) -> bool:
+        return stored.created_ms > self._everyone_ms and stored.is_live(now_ms, idle_timeout_ms)
 
     def close(self) -> None:
         with self._lock:
@@ -267,12 +326,13 @@ class MemoryStore:
             self._sessions.pop(key_digest, None)
             return 0
         idle_ms = self._idle_ms.get(key_digest, 0)
-        dead = [sid for sid, s in sessions.items() if not s.is_live(now_ms, idle_ms)]
+        dead = [sid for sid, s in sessions.items() if _swept(s, now_ms, idle_ms)]
         for session_id in dead:
             garbage.append(sessions.pop(session_id))
         self.swept += len(dead)
         if sessions:
-            # Every remaining session is live, so this bucket is later than this one.
+            # Every remaining session is live or a kept tombstone, so this bucket is
+            # later than this one.
             next_ms = min(_death_ms(s, idle_ms) for s in sessions.values())
             self._file(key_digest, _bucket(next_ms))
         else:

@@ -11,8 +11,11 @@ from pyramid.interfaces import ISecurityPolicy
 from zope.interface import implementer
 
 from .cookies import CookieProfile
+from .credentials import Credential
 from .errors import StoreUnavailable
+from .events import EndReason
 from .manager import SessionManager
+from .privacy import recorded_ip
 from .request import SETTLED_BY_TWEEN, RequestState, find_state, request_state
 from .session import Session
 
@@ -45,6 +48,9 @@ class JeffSecurityPolicy:
         identity_loader: IdentityLoader | None = None,
         csrf_cookie: CookieProfile | None = None,
         persistent: bool = True,
+        record_ip: str = "full",
+        record_user_agent: bool = True,
+        bearer: bool = False,
     ) -> None:
         self.manager = manager
         self.cookie = cookie
@@ -52,10 +58,13 @@ class JeffSecurityPolicy:
         self.identity_loader = identity_loader
         self.csrf_cookie = csrf_cookie
         self.persistent = persistent
+        self.record_ip = record_ip
+        self.record_user_agent = record_user_agent
+        self.bearer = bearer
         self.acl = ACLHelper()
 
     def state(self, request: Request) -> RequestState:
-        return request_state(request, self.cookie)
+        return request_state(request, self.cookie, bearer=self.bearer)
 
     def session(self, request: Request) -> Session | None:
         """The verified session of ``request`` (what ``request.jeff_session`` returns)."""
@@ -150,11 +159,12 @@ class JeffSecurityPolicy:
         # leaves it logged in as before, not logged out. The key may hold one more
         # session meanwhile. Elsewhere (a script), they end at once.
         deferred = bool(request.__dict__.get(SETTLED_BY_TWEEN))
-        session, credential = self.manager.create(
+        manager = self.manager.bind(request)
+        session, credential = manager.create(
             userid,
             meta=meta,
-            ip=request.remote_addr,
-            user_agent=request.user_agent,
+            ip=recorded_ip(request.remote_addr, self.record_ip),
+            user_agent=request.user_agent if self.record_user_agent else None,
             max_age=max_age,
             replacing=None if deferred else state.credential,
             ending=carried if deferred else (),
@@ -164,7 +174,7 @@ class JeffSecurityPolicy:
             state.replaced.extend(c for c in carried if c not in state.replaced)
         else:
             for duplicate in state.duplicates:
-                self.manager.end(duplicate)
+                manager.end(duplicate, reason="replaced")
         state.replace(session, credential)
         request.__dict__.pop("jeff_session", None)  # let the reified property see it
         lifetime = (session.expires_ms - session.created_ms) // 1000 if persistent else None
@@ -185,25 +195,44 @@ class JeffSecurityPolicy:
             for name, value in response.headerlist:
                 if name.lower() == "set-cookie" and value.startswith(prefix):
                     sent.add(value[len(prefix) :].split(";", 1)[0])
-        delivered = [c for c in state.created if c.encode() in sent]
-        to_end = dict.fromkeys(c for c in state.created if c not in delivered)
+        delivered = [c for c in state.created if c.encode() in sent or c in state.handed_out]
+        # Undelivered: nobody holds its token, as after a logout.
+        to_end: dict[Credential, EndReason] = {
+            c: "logout" for c in state.created if c not in delivered
+        }
         if delivered:
-            to_end.update(dict.fromkeys(state.replaced))
+            to_end.update(dict.fromkeys(state.replaced, "replaced"))
         state.created, state.replaced = [], []
-        for credential in to_end:
+        manager = self.manager.bind(request)
+        for credential, reason in to_end.items():
             try:
-                self.manager.end(credential)
+                manager.end(credential, reason=reason)
             except StoreUnavailable as exc:
                 log.warning("could not end a replaced or undelivered session: %s", exc)
+
+    def bearer_token(self, request: Request) -> str | None:
+        """The credential the last ``remember()`` of this request issued, to hand to an
+        API client (which sends it as ``Authorization: Bearer <value>``); ``None`` if
+        this request logged nobody in. The session is kept even if the response
+        carries no cookie."""
+        state = find_state(request)
+        if state is None or not state.created:
+            if state is not None and state.credential is not None and state.cookie_written:
+                return state.credential.encode()  # remember() outside the tween
+            return None
+        credential = state.created[-1]
+        state.handed_out.append(credential)
+        return credential.encode()
 
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
         """Log out: end the current session in the store and expire the cookie."""
         state = self.state(request)
+        manager = self.manager.bind(request)
         # Logging out ends at once whatever this browser holds, including a login of
         # this same request not yet settled.
         for credential in (state.credential, *state.duplicates, *state.replaced):
             if credential is not None:
-                self.manager.end(credential)
+                manager.end(credential)
         state.created, state.replaced = [], []
         state.replace(None, None)
         request.__dict__.pop("jeff_session", None)

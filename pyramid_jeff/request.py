@@ -19,25 +19,40 @@ if TYPE_CHECKING:
     from pyramid.request import Request
 
 STATE_KEY = "pyramid_jeff.state"
-# Set by the tween on requests it handles: their logins are settled once the response
-# is known (see JeffSecurityPolicy.settle_logins).
+# Set by the tween on requests it handles: their logins are settled, and their
+# last_seen refreshed, once the response is known (see the tween).
 SETTLED_BY_TWEEN = "pyramid_jeff.settled_by_tween"
+# Set by a jeff_passive view: its request leaves last_seen as it was.
+PASSIVE = "pyramid_jeff.passive"
+# In the registry when some view is jeff_passive; then the tween sets DEFER_TOUCH on
+# each request, and verify leaves the last_seen refresh for after the view.
+HAS_PASSIVE_VIEWS = "pyramid_jeff.has_passive_views"
+DEFER_TOUCH = "pyramid_jeff.defer_touch"
+# Set by a jeff_recent_login view whose session logged in too long ago.
+REAUTHENTICATE = "pyramid_jeff.reauthenticate"
+# Longest Authorization header value read as a bearer credential: ours are ~90 bytes.
+MAX_BEARER = 256
 
 
 class RequestState:
     __slots__ = (
+        "bearer",
         "cookie",
         "cookie_written",
         "created",
         "credential",
+        "defer_touch",
         "duplicates",
+        "end_reason",
         "error",
+        "handed_out",
         "identity",
         "loaded",
         "principals",
         "replaced",
         "resolving",
         "session",
+        "touch_due",
     )
 
     def __init__(
@@ -45,6 +60,9 @@ class RequestState:
         cookie: CookieProfile,
         credential: Credential | None,
         duplicates: tuple[Credential, ...] = (),
+        *,
+        bearer: bool = False,
+        defer_touch: bool = False,
     ) -> None:
         self.cookie = cookie
         # The one well-formed cookie of ours; None when absent, duplicated or malformed.
@@ -53,11 +71,21 @@ class RequestState:
         # authenticates (we cannot tell which one the browser meant), but a login or a
         # logout ends them all, since this browser holds every one.
         self.duplicates = duplicates
+        # The credential came in an Authorization header, not a cookie.
+        self.bearer = bearer
+        # last_seen is refreshed once the view has answered (the tween), so that a
+        # jeff_passive view, known only once the view is found, can skip it.
+        self.defer_touch = defer_touch
+        self.touch_due = False
+        # Why the credential proves no live session (see SessionManager.check).
+        self.end_reason: str | None = None
         # Sessions remember() created in this request whose cookie may not reach the
         # browser (the view may still fail), and those they replace, ended only once it
         # does: see JeffSecurityPolicy.settle_logins.
         self.created: list[Credential] = []
         self.replaced: list[Credential] = []
+        # Created sessions whose credential went to an API client (bearer_token()).
+        self.handed_out: list[Credential] = []
         self.loaded = False
         self.session: Session | None = None
         self.error: StoreUnavailable | None = None
@@ -73,10 +101,13 @@ class RequestState:
         if not self.loaded:
             if self.credential is not None:
                 try:
-                    self.session = manager.verify(self.credential)
+                    self.session, self.end_reason = manager.check(
+                        self.credential, touch=not self.defer_touch
+                    )
                 except StoreUnavailable as exc:
                     self.error = exc
                     raise
+                self.touch_due = self.session is not None and manager.touch_due(self.session)
             self.loaded = True
         return self.session
 
@@ -87,6 +118,9 @@ class RequestState:
         self.duplicates = ()
         self.loaded = True
         self.cookie_written = True
+        self.touch_due = False
+        self.end_reason = None
+        self.bearer = False
         self.identity = None
         self.principals = None
 
@@ -97,14 +131,35 @@ def find_state(request: Request) -> RequestState | None:
     return state
 
 
-def request_state(request: Request, cookie: CookieProfile) -> RequestState:
+def request_state(
+    request: Request, cookie: CookieProfile, *, bearer: bool = False
+) -> RequestState:
+    """This request's state, made from its cookie (and, with ``bearer``, its
+    ``Authorization: Bearer`` header) on first use."""
     state = find_state(request)
     if state is None:
-        values = cookie_values(request.environ.get("HTTP_COOKIE"), cookie.name)
-        if len(values) <= 1:
-            state = RequestState(cookie, Credential.decode(values[0]) if values else None)
+        environ = request.environ
+        defer_touch = bool(request.__dict__.get(DEFER_TOUCH))
+        values = cookie_values(environ.get("HTTP_COOKIE"), cookie.name)
+        authorization = environ.get("HTTP_AUTHORIZATION", "") if bearer else ""
+        if authorization[:7].lower() == "bearer ":
+            # Never both: a request that carries a cookie and a bearer credential is
+            # refused as ambiguous (anonymous), as is any malformed header.
+            credential = None if values else _bearer_credential(authorization)
+            state = RequestState(cookie, credential, bearer=True, defer_touch=defer_touch)
+        elif len(values) <= 1:
+            credential = Credential.decode(values[0]) if values else None
+            state = RequestState(cookie, credential, defer_touch=defer_touch)
         else:
             decoded = (Credential.decode(value) for value in values)
-            state = RequestState(cookie, None, tuple(c for c in decoded if c is not None))
+            duplicates = tuple(c for c in decoded if c is not None)
+            state = RequestState(cookie, None, duplicates, defer_touch=defer_touch)
         request.__dict__[STATE_KEY] = state
     return state
+
+
+def _bearer_credential(header: str) -> Credential | None:
+    value = header[7:].strip(" ")
+    if len(header) > MAX_BEARER or not value:
+        return None
+    return Credential.decode(value)

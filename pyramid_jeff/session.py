@@ -4,6 +4,11 @@ Stored form (a msgpack array, strings as raw bytes)::
 
     [1, created_ms, last_seen_ms, expires_ms, token_digest, key, ip, user_agent, meta]
 
+A *tombstone* (a session an operator revoked or a newer login evicted, kept for a while
+so that its browser can be told why it was logged out) has the reason as a tenth item::
+
+    [1, ..., meta, b"revoked" | b"evicted"]
+
 Redis Lua scripts read and rewrite the first five items with ``cmsgpack``, which
 rejects msgpack *bin* values and does not preserve every msgpack type. So the array is
 packed in the old raw-string format (no bin), and ``meta`` is packed separately with
@@ -22,6 +27,11 @@ import msgpack
 RECORD_VERSION = 1
 MAX_META_BYTES = 4096
 MAX_USER_AGENT = 256  # characters kept: enough to tell devices apart, bounded in the store
+# Why a stored session ended before its time (a tombstone's reason).
+ENDED_REASONS = ("revoked", "evicted")
+# A tombstone is kept at most this long (and never past the session's own expiry): long
+# enough for a browser to come back and be told, short enough to cost little.
+TOMBSTONE_MS = 7 * 24 * 3600 * 1000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _PACKED_EMPTY_META: bytes = msgpack.packb({})
@@ -50,6 +60,8 @@ class Session:
     user_agent: str | None = None
     packed_meta: bytes = field(default=_PACKED_EMPTY_META, repr=False, compare=False)
     token_digest: bytes = field(default=b"", repr=False, compare=False)
+    # "revoked" or "evicted" for a tombstone: a session that ended, kept to tell why.
+    ended: str | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -84,12 +96,28 @@ class Session:
         return from_ms(self.expires_ms)
 
     def is_live(self, now_ms: int, idle_timeout_ms: int) -> bool:
-        if now_ms >= self.expires_ms:
+        if self.ended is not None or now_ms >= self.expires_ms:
             return False
         return not (idle_timeout_ms and now_ms >= self.last_seen_ms + idle_timeout_ms)
 
     def seen_at(self, now_ms: int) -> Session:
         return replace(self, last_seen_ms=now_ms)
+
+    def end_reason(self, now_ms: int, idle_timeout_ms: int) -> str | None:
+        """Why this session is not live: ``"revoked"``, ``"evicted"``, ``"expired"``,
+        ``"idle"``; ``None`` while it is live."""
+        if self.ended is not None:
+            return self.ended
+        if now_ms >= self.expires_ms:
+            return "expired"
+        if idle_timeout_ms and now_ms >= self.last_seen_ms + idle_timeout_ms:
+            return "idle"
+        return None
+
+    def tombstone(self, reason: str, now_ms: int) -> Session:
+        """This session ended for ``reason``, kept until :data:`TOMBSTONE_MS` from now
+        (at most until its own expiry)."""
+        return replace(self, ended=reason, expires_ms=min(self.expires_ms, now_ms + TOMBSTONE_MS))
 
 
 def pack_meta(meta: Mapping[str, Any] | None) -> bytes:
@@ -128,6 +156,8 @@ def pack_record(session: Session) -> bytes:
         (session.user_agent or "").encode("utf-8"),
         session.packed_meta,
     ]
+    if session.ended is not None:
+        record.append(session.ended.encode("ascii"))
     packed: bytes = msgpack.packb(record, use_bin_type=False)
     return packed
 
@@ -136,9 +166,15 @@ def unpack_record(session_id: str, data: bytes) -> Session:
     """Decode a stored record; raise ``ValueError`` when it is not one of ours."""
     try:
         record = msgpack.unpackb(data, raw=True)
-        version, created, last_seen, expires, digest, key, ip, agent, meta = record
+        version, created, last_seen, expires, digest, key, ip, agent, meta, *rest = record
         if version != RECORD_VERSION:
             raise ValueError(f"unknown record version {version!r}")
+        ended = None
+        if rest:
+            (reason,) = rest
+            ended = reason.decode("ascii")
+            if ended not in ENDED_REASONS:
+                raise ValueError(f"unknown end reason {ended!r}")
         return Session(
             key=key.decode("utf-8"),
             id=session_id,
@@ -149,6 +185,7 @@ def unpack_record(session_id: str, data: bytes) -> Session:
             user_agent=agent.decode("utf-8") or None,
             packed_meta=bytes(meta),
             token_digest=bytes(digest),
+            ended=ended,
         )
     except ValueError:
         raise

@@ -16,7 +16,8 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, falsey, truthy
 
 from .cookies import SameSite
-from .manager import DEFAULT_MAX_AGE, DEFAULT_MAX_SESSIONS, MAX_LIFETIME
+from .manager import DEFAULT_MAX_AGE, DEFAULT_MAX_SESSIONS, MAX_LIFETIME, MAX_SESSIONS_POLICIES
+from .privacy import RECORD_IP_MODES
 
 PREFIX = "jeff."
 MAX_COOKIE_LIFETIME = MAX_LIFETIME
@@ -42,6 +43,10 @@ KNOWN = frozenset(
         "jeff.persistent",
         "jeff.idle_timeout",
         "jeff.max_sessions",
+        "jeff.max_sessions_policy",
+        "jeff.record_ip",
+        "jeff.record_user_agent",
+        "jeff.bearer",
         "jeff.login_url",
         "jeff.redirect",
         "jeff.groupfinder",
@@ -75,6 +80,10 @@ class JeffSettings:
     persistent: bool = True
     idle_timeout: int = 0
     max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_sessions_policy: str = "evict"
+    record_ip: str = "full"
+    record_user_agent: bool = True
+    bearer: bool = False
     login_url: str = "/"
     redirect: Callable[..., Any] | None = None
     groupfinder: Callable[..., Any] | None = None
@@ -121,6 +130,13 @@ def _int(key: str, value: object, low: int, high: int) -> int:
     if not low <= number <= high:
         raise _fail(key, f"expected a whole number from {low} to {high}", value)
     return number
+
+
+def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise _fail(key, f"expected one of {', '.join(choices)}", value)
+    return text
 
 
 def _seconds(key: str, value: object) -> float:
@@ -276,6 +292,10 @@ def parse_settings(
     take("jeff.persistent", _bool)
     take("jeff.idle_timeout", lambda k, v: _int(k, v, 0, MAX_COOKIE_LIFETIME))
     take("jeff.max_sessions", lambda k, v: _int(k, v, 1, MAX_SESSIONS_LIMIT))
+    take("jeff.max_sessions_policy", lambda k, v: _choice(k, v, MAX_SESSIONS_POLICIES))
+    take("jeff.record_ip", lambda k, v: _choice(k, v, RECORD_IP_MODES))
+    take("jeff.record_user_agent", _bool)
+    take("jeff.bearer", _bool)
     take("jeff.login_url", lambda k, v: _login_url(v))
     for key in ("jeff.redirect", "jeff.groupfinder", "jeff.identity_loader"):
         take(key, lambda k, v: _callable(k, v, maybe_dotted))

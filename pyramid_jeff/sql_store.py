@@ -10,6 +10,7 @@ Table (:func:`make_table`; default name ``jeff_sessions``), one row per session:
     ip            VARCHAR(128)    (longer values are cut to 128 characters)
     user_agent    VARCHAR(256)    (session.MAX_USER_AGENT)
     meta          BLOB <= 4 KiB   msgpack (session.MAX_META_BYTES)
+    ended         VARCHAR(16)     NULL, or a tombstone's reason ("revoked", "evicted")
     index on expires_ms, index on last_seen_ms: the sweep of dead rows (expired, or idle
     past the idle timeout) is two index range scans, never a table scan.
 
@@ -21,42 +22,86 @@ Alembic; the store creates it (``create_all(checkfirst=True)``) when it is missi
 construction, or, when the database cannot be reached then (the application still
 starts), by the first call that reaches it.
 
-Statements (a round trip each; every operation runs on a connection of its own pool in
-autocommit mode, so a single statement is its own transaction and costs one round trip):
+Upgrades: a table made before tombstones lacks ``ended``; the store adds it at the same
+moment (``ALTER TABLE ... ADD COLUMN ended VARCHAR(16)``: nullable, no default, so a
+catalogue change on all three, whatever the rows). Existing rows read NULL, which is a
+session as it was: nobody is logged out. Processes of the earlier release name their
+columns, so they keep working on the altered table during a rolling upgrade. The ALTER
+waits for a lock on the table at most ``timeout`` (PostgreSQL ``lock_timeout``, MariaDB
+``lock_wait_timeout``); on a failure it is tried again by the next call. Alembic users
+add the column in a migration instead (``op.add_column(..., sa.Column("ended",
+sa.String(16), nullable=True))``); the store then finds it present.
 
-- get: ``SELECT ... WHERE key_digest = ? AND session_id = ?`` (primary key).
-- list: ``SELECT ... WHERE key_digest = ?`` (primary-key range).
-- touch: update-only, written only past the interval. MariaDB/MySQL: one ``UPDATE ... SET
-  last_seen_ms = CASE WHEN last_seen_ms <= ? THEN ? ELSE last_seen_ms END WHERE <pk>``;
-  SQLAlchemy's MySQL dialects connect with ``CLIENT.FOUND_ROWS``, so the row count is the
-  rows *matched* (1: the session exists), and InnoDB writes nothing for an unchanged row.
-  PostgreSQL: one statement, ``WITH u AS (UPDATE ... WHERE <pk> AND last_seen_ms <= ?
-  RETURNING 1) SELECT EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM t WHERE <pk>)``.
-  SQLite: the conditional ``UPDATE``; only when it changed nothing, a ``SELECT`` of the key
-  tells "too recent" from "gone" (in-process, no round trip).
-- revoke: one ``DELETE ... WHERE <pk> [AND token_digest = ?] [AND session_key = ?]
-  RETURNING expires_ms, last_seen_ms`` (PostgreSQL, SQLite >= 3.35, MariaDB >= 10.5); where
-  there is no ``DELETE ... RETURNING`` (MySQL), a transaction: ``SELECT ... FOR UPDATE``,
-  ``DELETE``. The returned times tell whether a live session ended.
-- revoke_all: the same, ``WHERE key_digest = ? [AND session_id <> keep] [AND session_key
-  = ?]``, counting the live among the returned rows.
+*revoke_everyone* keeps its cutoff in one row of the same table, under the key digest
+``"!everyone"`` (no real digest equals it: those are 22 base64url characters), its time in
+``created_ms``, and times past any clock in ``expires_ms`` and ``last_seen_ms``, so no sweep
+(ours, or an operator's ``DELETE ... WHERE expires_ms < ?``) ever removes it. No second
+table: nothing more for a migration to create, and the statements that need the cutoff
+read it as a scalar subquery on the primary key, inside themselves. A session whose
+``created_ms`` is at or before the cutoff is dead to every operation; ``get`` and ``list``
+give it as ``session.tombstone("revoked", cutoff)``. Its row stays until its own expiry
+(then the sweep takes it): finding such rows sooner would take a scan.
+
+Statements (a round trip each; every operation runs on a connection of its own pool in
+autocommit mode, so a single statement is its own transaction and costs one round trip).
+``<cutoff>`` is ``(SELECT created_ms FROM t AS everyone WHERE <the cutoff's primary key>)``
+(on MariaDB/MySQL inside an UPDATE or DELETE, read through a derived table: MySQL refuses a
+subquery on the table it changes); ``<not ended>`` is ``ended IS NULL AND created_ms >
+COALESCE(<cutoff>, <min>)``, ``<live>`` adds the times (``expires_ms > now`` and, with an
+idle timeout, ``last_seen_ms > now - idle``).
+
+- get: one ``SELECT t.*, <cutoff> FROM t WHERE key_digest = ? AND session_id = ?``: the
+  verify path stays one statement, whatever the number of sessions of the key.
+- list: ``SELECT t.*, <cutoff> FROM t WHERE key_digest = ?`` (primary-key range).
+- touch: update-only, written only past the interval, only on a ``<not ended>`` row.
+  MariaDB/MySQL: one ``UPDATE ... SET last_seen_ms = CASE WHEN last_seen_ms <= ? THEN ?
+  ELSE last_seen_ms END WHERE <pk> AND <not ended>``; SQLAlchemy's MySQL dialects connect
+  with ``CLIENT.FOUND_ROWS``, so the row count is the rows *matched* (1: the session
+  exists), and InnoDB writes nothing for an unchanged row. PostgreSQL: one statement,
+  ``WITH u AS (UPDATE ... WHERE <pk> AND <not ended> AND last_seen_ms <= ? RETURNING 1)
+  SELECT EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM t WHERE <pk> AND <not
+  ended>)``. SQLite: the conditional ``UPDATE``; only when it changed nothing, a ``SELECT``
+  of the key tells "too recent" from "gone" (in-process, no round trip).
+- revoke (a logout, a rotation): one ``DELETE ... WHERE <pk> [AND token_digest = ?] [AND
+  session_key = ?] RETURNING created_ms, expires_ms, last_seen_ms, ended, <cutoff>``
+  (PostgreSQL, SQLite >= 3.35, MariaDB >= 10.5); where there is no ``DELETE ...
+  RETURNING`` (MySQL), a transaction: ``SELECT ... FOR UPDATE``, ``DELETE``. The returned
+  row tells whether a live session ended. With ``tombstone`` (an operator's revocation):
+  one ``UPDATE ... SET ended = 'revoked', expires_ms = LEAST(expires_ms, now + TOMBSTONE_MS)
+  WHERE <pk> [...] AND <live>``, whose row count tells whether it was live.
+- revoke_all: the live rows of the key (``[AND session_id <> keep] [AND session_key =
+  ?]``) become "revoked" tombstones, its other dead rows but tombstones are deleted.
+  PostgreSQL: one ``WITH dead AS (DELETE ... WHERE <not ended> AND <dead>) UPDATE ... WHERE
+  <live> RETURNING session_id``. SQLite: ``BEGIN IMMEDIATE``, ``DELETE``, ``UPDATE ...
+  RETURNING session_id``, ``COMMIT`` (in-process). MariaDB/MySQL (no ``UPDATE ...
+  RETURNING``): ``START TRANSACTION``, ``SELECT ... FOR UPDATE``, then at most one
+  ``DELETE`` and one ``UPDATE`` by primary key, ``COMMIT``.
+- revoke_everyone: one upsert of the cutoff's row that keeps the later time: ``INSERT ...
+  ON CONFLICT DO UPDATE SET created_ms = GREATEST(created_ms, excluded.created_ms)``
+  (SQLite ``max()``; MariaDB/MySQL ``ON DUPLICATE KEY UPDATE``).
 - create: one short transaction. ``BEGIN`` (SQLite ``BEGIN IMMEDIATE``, MariaDB ``START
   TRANSACTION``, preceded by ``SELECT GET_LOCK(<key's lock>, <wait>)``); PostgreSQL
   ``SELECT pg_advisory_xact_lock(<hash of table and key digest>)``; ``SELECT <the key's
-  rows> [FOR UPDATE]``; then, decided in Python on those rows: at most one ``DELETE ...
-  WHERE key_digest = ? AND session_id IN (...)`` (the replaced session if its token digest
-  matches, the dead and then the oldest live sessions of this key by (created_ms,
-  session_id) while the key holds max_sessions); ``INSERT``; ``COMMIT`` (MariaDB: then
-  ``SELECT RELEASE_LOCK(...)``). Round trips: 4 (SQLite), 5 (PostgreSQL), 6 (MariaDB),
-  plus one when something is deleted.
+  rows>, <cutoff> [FOR UPDATE]`` (the lock is on the key's rows only, never on the
+  cutoff's); then, decided in Python on those rows: at most one ``DELETE ... WHERE
+  key_digest = ? AND session_id IN (...)`` (the replaced session if its token digest
+  matches; while the key holds max_sessions, its dead rows and tombstones) and at most one
+  ``UPDATE ... SET ended = 'evicted', expires_ms = LEAST(...) WHERE key_digest = ? AND
+  session_id IN (...)`` (the oldest live sessions of this key by (created_ms, session_id),
+  as many as the new one needs); ``INSERT``; ``COMMIT`` (MariaDB: then ``SELECT
+  RELEASE_LOCK(...)``). Round trips: 4 (SQLite), 5 (PostgreSQL), 6 (MariaDB), plus one
+  when something is deleted and one when something is evicted. Without ``evict``, a key
+  still full of live sessions ends the transaction with ``ROLLBACK`` instead: nothing
+  written, :class:`~pyramid_jeff.TooManySessions` raised.
 - sweep: per batch, ``SELECT key_digest, session_id ... WHERE expires_ms <= ? LIMIT n``
-  (and, with an idle timeout, ``... WHERE last_seen_ms <= ? LIMIT`` the rest), then one
-  ``DELETE ... WHERE (key_digest, session_id) IN (...) AND <still dead>``: each batch is
-  its own transaction, so a sweep never holds many locks nor a long transaction. After a
-  login has committed, a background thread sweeps one batch of rows past their absolute
-  lifetime (never by idle timeout, which may differ between applications sharing the
-  table), at most once every :data:`AUTO_SWEEP_INTERVAL` seconds per store object: no
-  request waits for it.
+  (and, with an idle timeout, ``... WHERE last_seen_ms <= ? AND ended IS NULL LIMIT`` the
+  rest: a tombstone is kept to its own expiry), then one ``DELETE ... WHERE (key_digest,
+  session_id) IN (...) AND <still dead>``: each batch is its own transaction, so a sweep
+  never holds many locks nor a long transaction. After a login has committed, a
+  background thread sweeps one batch of rows past their absolute lifetime (never by idle
+  timeout, which may differ between applications sharing the table), at most once every
+  :data:`AUTO_SWEEP_INTERVAL` seconds per store object: no request waits for it.
+- stats: one ``SELECT COUNT(*), COUNT(ended), <cutoff> FROM t``.
 
 Locking (why a login at the cap cannot race): the read of the key's rows, the deletions
 and the insert happen in one transaction that holds a per-key lock taken *before* the
@@ -75,6 +120,12 @@ read, so two logins of one key are serialised and each sees the other's row.
   The locking read then sees the latest committed rows whatever the isolation level.
 - SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before the read (one writer
   at a time); WAL mode lets readers proceed meanwhile.
+
+The cutoff's row is never locked by a read (``get``, ``list``, the login's ``FOR UPDATE``
+read, which locks its FROM clause's rows only), so keys never queue on it. On MariaDB an
+``UPDATE`` or ``DELETE`` that reads it (touch, revoke) takes a shared lock on it for the
+statement (a gap lock while there is no cutoff yet): those wait only for revoke_everyone's
+one-statement write.
 
 Timeouts (``timeout``, default 1 s, bounds every wait): the pool wait for a free
 connection (``pool_size`` connections, no overflow); connecting (pymysql
@@ -136,6 +187,7 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    and_,
     bindparam,
     case,
     create_engine,
@@ -151,15 +203,16 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.schema import CreateColumn
 
 from . import deadline
 from .credentials import MAX_KEY_BYTES
-from .errors import StoreUnavailable
-from .session import MAX_META_BYTES, MAX_USER_AGENT, Session
+from .errors import StoreUnavailable, TooManySessions
+from .session import MAX_META_BYTES, MAX_USER_AGENT, TOMBSTONE_MS, Session
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +226,16 @@ DEADLOCK_ATTEMPTS = 3
 # Seconds between two automatic sweeps of one store object, and the rows each deletes.
 AUTO_SWEEP_INTERVAL = 60.0
 AUTO_SWEEP_BATCH = 500
+ENDED_LENGTH = 16
+# Columns a table made by an earlier release may lack, added at start-up (all nullable).
+ADDED_COLUMNS = ("ended",)
+# The revoke_everyone cutoff is one row of the sessions table under a key digest no
+# real one equals (those are 22 base64url characters), its time in created_ms. Times
+# past any clock keep it out of every sweep, ours or an operator's own DELETE.
+CUTOFF_DIGEST = "!everyone"
+CUTOFF_ID = "!cutoff"
+_NEVER = 2**63 - 1  # the largest BIGINT
+_NO_CUTOFF = -(2**63)  # what the cutoff is while revoke_everyone was never called
 # Outside a request, the watchdog fires this long after ``timeout``, so that the server's
 # own timeouts (a clean error, a connection that stays usable) normally win.
 _WATCHDOG_GRACE = 0.25
@@ -227,6 +290,9 @@ def make_table(metadata: MetaData, name: str = DEFAULT_TABLE) -> Table:
         Column("ip", String(MAX_IP), nullable=True),
         Column("user_agent", String(MAX_USER_AGENT), nullable=True),
         Column("meta", LargeBinary(MAX_META_BYTES), nullable=False),
+        # A tombstone's reason ("revoked", "evicted"); NULL for a session. Last and
+        # nullable: the store adds it to a table made without it (see _add_missing_columns).
+        Column("ended", String(ENDED_LENGTH), nullable=True),
         # The sweep: expired rows, and rows idle past the idle timeout.
         Index(_index_name(name, "expires_ms"), "expires_ms"),
         Index(_index_name(name, "last_seen_ms"), "last_seen_ms"),
@@ -239,11 +305,18 @@ metadata = MetaData()
 jeff_sessions = make_table(metadata)
 
 
-def _is_live(expires_ms: int, last_seen_ms: int, now_ms: int, idle_timeout_ms: int) -> bool:
-    # Session.is_live on two columns.
-    if now_ms >= expires_ms:
+def _row_is_live(row: Any, cutoff: int | None, now_ms: int, idle_timeout_ms: int) -> bool:
+    # Session.is_live on a row's columns, and not ended by the revoke_everyone cutoff.
+    if row.ended is not None or (cutoff is not None and row.created_ms <= cutoff):
         return False
-    return not (idle_timeout_ms and now_ms >= last_seen_ms + idle_timeout_ms)
+    if now_ms >= row.expires_ms:
+        return False
+    return not (idle_timeout_ms and now_ms >= row.last_seen_ms + idle_timeout_ms)
+
+
+# What a login does to the key's rows: (ids to delete, ids to make "evicted" tombstones,
+# ids of the live sessions it ends).
+_Plan = tuple[builtins.list[str], builtins.list[str], builtins.list[str]]
 
 
 # -- the watchdog ---------------------------------------------------------------------
@@ -532,7 +605,11 @@ class SQLStore:
             ) from None
         except sa_exc.ArgumentError as exc:
             raise ValueError(f"bad database URL: {exc}") from None
-        store = cls(engine, table=table, timeout=timeout)
+        try:
+            store = cls(engine, table=table, timeout=timeout)
+        except BaseException:  # e.g. a table it may not create or upgrade
+            engine.dispose()
+            raise
         store._owns_engine = True
         return store
 
@@ -660,12 +737,49 @@ class SQLStore:
             # Another process created it between the check and the CREATE.
             if not sa_inspect(connection).has_table(self.table.name):
                 raise
+        self._add_missing_columns(connection)
         self._table_ready = True
+
+    def _missing_columns(self, connection: Connection) -> builtins.list[Column[Any]]:
+        present = {
+            column["name"] for column in sa_inspect(connection).get_columns(self.table.name)
+        }
+        return [self.table.c[name] for name in ADDED_COLUMNS if name not in present]
+
+    def _add_missing_columns(self, connection: Connection) -> None:
+        """Upgrade a table made by an earlier release: ``ALTER TABLE ... ADD COLUMN`` of
+        each nullable column it lacks. Its rows read as they did (NULL: no tombstone), so
+        no session ends; an earlier release's processes, which name their columns, keep
+        working beside this one during a rolling upgrade."""
+        missing = self._missing_columns(connection)
+        if not missing:
+            return
+        dialect = connection.dialect
+        table = dialect.identifier_preparer.format_table(self.table)
+        if self.family == "mysql":
+            # The metadata lock waits lock_wait_timeout (a year by default) behind open
+            # transactions on the table, and every later statement on it waits behind
+            # the ALTER: bound that wait as every other one is.
+            seconds = max(math.ceil(self.timeout), 1)
+            connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {seconds}")
+        for column in missing:
+            ddl = f"ALTER TABLE {table} ADD COLUMN {CreateColumn(column).compile(dialect=dialect)}"
+            try:
+                connection.exec_driver_sql(ddl)
+            except sa_exc.DBAPIError:
+                # Another process added it meanwhile; or we may not alter the table.
+                if column.name in {c.name for c in self._missing_columns(connection)}:
+                    log.error("the session table lacks a column; add it with: %s", ddl)
+                    raise
+            log.info("added column %s to the session table: %s", column.name, ddl)
 
     # -- the protocol ------------------------------------------------------------------
 
-    def _row(self, row: Any) -> Session:
-        return Session(
+    @staticmethod
+    def _row(row: Any) -> Session:
+        """A session from a row that carries the cutoff: one created at or before it
+        reads as the "revoked" tombstone that revoke_everyone made of it."""
+        stored = Session(
             key=row.session_key,
             id=row.session_id,
             created_ms=int(row.created_ms),
@@ -675,17 +789,73 @@ class SQLStore:
             user_agent=row.user_agent,
             packed_meta=bytes(row.meta),
             token_digest=bytes(row.token_digest),
+            ended=row.ended,
         )
+        if row.cutoff is not None and stored.ended is None and stored.created_ms <= row.cutoff:
+            return stored.tombstone("revoked", int(row.cutoff))
+        return stored
 
     def _pk(self, key_digest: str, session_id: str) -> tuple[Any, Any]:
         c = self.table.c
         return c.key_digest == key_digest, c.session_id == session_id
 
     @functools.cached_property
+    def _cutoff(self) -> Any:
+        """The revoke_everyone cutoff (NULL when there is none), as a scalar subquery:
+        a primary-key read inside the statement that needs it, not a round trip."""
+        everyone = self.table.alias("everyone")
+        c = everyone.c
+        return (
+            select(c.created_ms)
+            .where(c.key_digest == CUTOFF_DIGEST, c.session_id == CUTOFF_ID)
+            .scalar_subquery()
+        )
+
+    @functools.cached_property
+    def _cutoff_in_write(self) -> Any:
+        """The cutoff inside an UPDATE or DELETE of the table: MySQL refuses a subquery on
+        the table being changed (error 1093) unless it reads a derived table that is
+        materialised, which LIMIT ensures. MariaDB accepts both."""
+        if self.family != "mysql":
+            return self._cutoff
+        everyone = self.table.alias("everyone")
+        c = everyone.c
+        derived = (
+            select(c.created_ms)
+            .where(c.key_digest == CUTOFF_DIGEST, c.session_id == CUTOFF_ID)
+            .limit(1)
+            .subquery("everyone_derived")
+        )
+        return select(derived.c.created_ms).scalar_subquery()
+
+    def _not_ended(self, *, in_write: bool) -> builtins.list[Any]:
+        """Not a tombstone, and created after the cutoff (when there is one)."""
+        c = self.table.c
+        cutoff = self._cutoff_in_write if in_write else self._cutoff
+        return [c.ended.is_(None), c.created_ms > func.coalesce(cutoff, _NO_CUTOFF)]
+
+    def _live(self, now_ms: int, idle_timeout_ms: int, *, in_write: bool) -> builtins.list[Any]:
+        """Session.is_live, and not ended by the cutoff, as conditions on a row."""
+        c = self.table.c
+        where = [*self._not_ended(in_write=in_write), c.expires_ms > now_ms]
+        if idle_timeout_ms:
+            where.append(c.last_seen_ms > now_ms - idle_timeout_ms)
+        return where
+
+    def _tombstone(self, reason: str, now_ms: int) -> dict[str, Any]:
+        """The values of an UPDATE that makes rows tombstones (Session.tombstone)."""
+        c = self.table.c
+        until = now_ms + TOMBSTONE_MS
+        return {
+            "ended": reason,
+            "expires_ms": case((c.expires_ms > until, until), else_=c.expires_ms),
+        }
+
+    @functools.cached_property
     def _get_query(self) -> Any:
         # Built once: the verify path then skips building and keying a statement.
         c = self.table.c
-        return select(self.table).where(
+        return select(self.table, self._cutoff.label("cutoff")).where(
             c.key_digest == bindparam("kd"), c.session_id == bindparam("sid")
         )
 
@@ -698,15 +868,18 @@ class SQLStore:
 
         return self._run(work)
 
-    def list(self, key_digest: str) -> list[Session]:
-        query = select(self.table).where(self.table.c.key_digest == key_digest)
+    def list(self, key_digest: str) -> builtins.list[Session]:
+        query = select(self.table, self._cutoff.label("cutoff")).where(
+            self.table.c.key_digest == key_digest
+        )
         return self._run(lambda connection: [self._row(r) for r in connection.execute(query)])
 
     def touch(
         self, key_digest: str, session_id: str, last_seen_ms: int, *, min_interval_ms: int = 0
     ) -> bool:
         c = self.table.c
-        pk = self._pk(key_digest, session_id)
+        # Never a tombstone, nor a session the cutoff ended.
+        pk = (*self._pk(key_digest, session_id), *self._not_ended(in_write=True))
         # Written only if last_seen_ms >= stored + max(min_interval_ms, 1).
         due = c.last_seen_ms <= last_seen_ms - max(min_interval_ms, 1)
         if self.family == "mysql":
@@ -732,27 +905,6 @@ class SQLStore:
 
         return self._run(work)
 
-    def _delete_counting_live(
-        self, where: Sequence[Any], now_ms: int, idle_timeout_ms: int
-    ) -> Callable[[Connection], int]:
-        c = self.table.c
-        times = (c.expires_ms, c.last_seen_ms)
-
-        def count(rows: Sequence[Any]) -> int:
-            return sum(1 for e, s in rows if _is_live(e, s, now_ms, idle_timeout_ms))
-
-        def work(connection: Connection) -> int:
-            if connection.dialect.delete_returning:
-                stmt = delete(self.table).where(*where).returning(*times)
-                return count(connection.execute(stmt).all())
-            with self._transaction(connection):  # MySQL: no DELETE ... RETURNING
-                rows = connection.execute(select(*times).where(*where).with_for_update()).all()
-                if rows:
-                    connection.execute(delete(self.table).where(*where))
-            return count(rows)
-
-        return work
-
     def revoke(
         self,
         key_digest: str,
@@ -762,14 +914,41 @@ class SQLStore:
         idle_timeout_ms: int,
         token_digest: bytes | None = None,
         key: str | None = None,
+        tombstone: bool = False,
     ) -> bool:
-        c = self.table.c
+        t, c = self.table, self.table.c
         where = [*self._pk(key_digest, session_id)]
         if token_digest is not None:
             where.append(c.token_digest == token_digest)
         if key is not None:
             where.append(c.session_key == key)
-        return bool(self._run(self._delete_counting_live(where, now_ms, idle_timeout_ms)))
+        if tombstone:
+            # Only a live session becomes a tombstone, so the row count tells whether
+            # one was live (on MySQL: rows matched, which are the same).
+            stmt = (
+                update(t)
+                .where(*where, *self._live(now_ms, idle_timeout_ms, in_write=True))
+                .values(self._tombstone("revoked", now_ms))
+            )
+            return self._run(lambda connection: connection.execute(stmt).rowcount > 0)
+        times = (c.created_ms, c.expires_ms, c.last_seen_ms, c.ended)
+
+        def live(rows: Sequence[Any]) -> bool:
+            return any(_row_is_live(r, r.cutoff, now_ms, idle_timeout_ms) for r in rows)
+
+        def work(connection: Connection) -> bool:
+            if connection.dialect.delete_returning:
+                cutoff = self._cutoff_in_write.label("cutoff")
+                stmt = delete(t).where(*where).returning(*times, cutoff)
+                return live(connection.execute(stmt).all())
+            with self._transaction(connection):  # MySQL: no DELETE ... RETURNING
+                read = select(*times, self._cutoff.label("cutoff")).where(*where)
+                rows = connection.execute(read.with_for_update()).all()
+                if rows:
+                    connection.execute(delete(t).where(*where))
+            return live(rows)
+
+        return self._run(work)
 
     def revoke_all(
         self,
@@ -779,14 +958,91 @@ class SQLStore:
         now_ms: int,
         idle_timeout_ms: int,
         key: str | None = None,
-    ) -> int:
-        c = self.table.c
+    ) -> builtins.list[str]:
+        t, c = self.table, self.table.c
         where = [c.key_digest == key_digest]
         if keep is not None:
             where.append(c.session_id != keep)
         if key is not None:
             where.append(c.session_key == key)
-        return self._run(self._delete_counting_live(where, now_ms, idle_timeout_ms))
+        values = self._tombstone("revoked", now_ms)
+        # The live become tombstones; the dead sessions are deleted; tombstones (and
+        # the sessions the cutoff ended, which read as tombstones) stay as they are.
+        live = (*where, *self._live(now_ms, idle_timeout_ms, in_write=True))
+        gone = or_(c.expires_ms <= now_ms, c.last_seen_ms <= now_ms - idle_timeout_ms)
+        if not idle_timeout_ms:
+            gone = c.expires_ms <= now_ms
+        dead = (*where, *self._not_ended(in_write=True), gone)
+
+        def work(connection: Connection) -> builtins.list[str]:
+            tombstones = update(t).where(*live).values(values).returning(c.session_id)
+            if self.family == "postgresql":  # one statement: the DELETE as a WITH clause
+                stmt = tombstones.add_cte(delete(t).where(*dead).cte("dead"))
+                return builtins.list(connection.execute(stmt).scalars())
+            with self._transaction(connection):
+                if connection.dialect.update_returning:  # SQLite
+                    connection.execute(delete(t).where(*dead))
+                    return builtins.list(connection.execute(tombstones).scalars())
+                # MariaDB/MySQL: no UPDATE ... RETURNING; the rows are sorted in Python.
+                read = select(
+                    c.session_id,
+                    c.created_ms,
+                    c.expires_ms,
+                    c.last_seen_ms,
+                    c.ended,
+                    self._cutoff.label("cutoff"),  # read along, not locked
+                ).where(*where, c.ended.is_(None))
+                ended, deleted = [], []
+                for r in connection.execute(read.with_for_update()):
+                    if _row_is_live(r, r.cutoff, now_ms, idle_timeout_ms):
+                        ended.append(r.session_id)
+                    elif r.cutoff is None or r.created_ms > r.cutoff:
+                        deleted.append(r.session_id)
+                mine = c.key_digest == key_digest
+                if deleted:
+                    connection.execute(delete(t).where(mine, c.session_id.in_(deleted)))
+                if ended:
+                    connection.execute(
+                        update(t).where(mine, c.session_id.in_(ended)).values(values)
+                    )
+            return ended
+
+        return self._run(work)
+
+    def revoke_everyone(self, *, now_ms: int) -> None:
+        """Set the cutoff to ``now_ms`` unless it is later already: one upsert of the
+        cutoff row, whatever the number of sessions."""
+        t, c = self.table, self.table.c
+        row = {
+            "key_digest": CUTOFF_DIGEST,
+            "session_id": CUTOFF_ID,
+            "session_key": "pyramid_jeff: sessions created up to created_ms are revoked",
+            "token_digest": b"",
+            "created_ms": now_ms,
+            "last_seen_ms": _NEVER,
+            "expires_ms": _NEVER,
+            "ip": None,
+            "user_agent": None,
+            "meta": b"",
+            "ended": None,
+        }
+        stmt: Any
+        if self.family == "mysql":
+            upsert = mysql.insert(t).values(row)
+            later = func.greatest(c.created_ms, upsert.inserted.created_ms)
+            stmt = upsert.on_duplicate_key_update(created_ms=later)
+        elif self.family in ("postgresql", "sqlite"):
+            dialect_insert = postgresql.insert if self.family == "postgresql" else sqlite.insert
+            conflict = dialect_insert(t).values(row)
+            # SQLite's max() of two arguments is PostgreSQL's greatest().
+            larger = func.greatest if self.family == "postgresql" else func.max
+            stmt = conflict.on_conflict_do_update(
+                index_elements=[c.key_digest, c.session_id],
+                set_={"created_ms": larger(c.created_ms, conflict.excluded.created_ms)},
+            )
+        else:
+            raise NotImplementedError(f"revoke_everyone on {self.engine.dialect.name}")
+        self._run(lambda connection: connection.execute(stmt))
 
     def create(
         self,
@@ -798,10 +1054,20 @@ class SQLStore:
         idle_timeout_ms: int,
         replace_id: str | None = None,
         replace_token_digest: bytes | None = None,
-    ) -> int:
+        evict: bool = True,
+    ) -> builtins.list[str]:
         t, c = self.table, self.table.c
         read = select(
-            c.session_id, c.session_key, c.token_digest, c.created_ms, c.last_seen_ms, c.expires_ms
+            c.session_id,
+            c.session_key,
+            c.token_digest,
+            c.created_ms,
+            c.last_seen_ms,
+            c.expires_ms,
+            c.ended,
+            # Read along, not locked: FOR UPDATE locks the rows of the FROM clause only,
+            # so logins of different keys never queue on the cutoff's row.
+            self._cutoff.label("cutoff"),
         ).where(c.key_digest == key_digest)
         if self.family != "sqlite":  # SQLite: BEGIN IMMEDIATE already holds the write lock
             read = read.with_for_update()
@@ -819,9 +1085,10 @@ class SQLStore:
             "ip": session.ip[:MAX_IP] if session.ip else session.ip,
             "user_agent": session.user_agent,
             "meta": session.packed_meta,
+            "ended": session.ended,
         }
 
-        def work(connection: Connection) -> int:
+        def work(connection: Connection) -> builtins.list[str] | None:
             if self.family == "mysql":
                 # A named lock per key, held across the transaction: an empty key has no
                 # row for FOR UPDATE to lock, and gap locks let concurrent first logins
@@ -829,33 +1096,37 @@ class SQLStore:
                 wait = max(ends_wait(), deadline.MIN_WAIT)
                 if connection.execute(select(func.get_lock(lock_name, wait))).scalar() != 1:
                     raise StoreUnavailable("sql: the key's login lock was not granted in time")
-            evicted = self._locked_create(connection, lock, read, row, stored_rules)
+            ended = self._locked_create(connection, lock, read, row, now_ms, plan)
             if self.family == "mysql":
                 connection.execute(select(func.release_lock(lock_name)))
-            return evicted
+            return ended
 
-        def stored_rules(stored: Sequence[Any]) -> tuple[builtins.list[str], int]:
+        def plan(stored: Sequence[Any], cutoff: int | None) -> _Plan | None:
             return self._housekeeping(
                 stored,
+                cutoff,
                 session.key,
                 max_sessions,
                 now_ms,
                 idle_timeout_ms,
                 replace_id,
                 replace_token_digest,
+                evict,
             )
 
         def ends_wait() -> float:
             budget = deadline.current()
             return self.timeout if budget is None else min(self.timeout, budget.remaining())
 
-        evicted = self._run(work)
+        ended = self._run(work)
+        if ended is None:
+            raise TooManySessions()  # the manager adds the key and the cap
         # Only rows past their absolute lifetime: whether a row is dead of idleness
         # depends on the idle timeout of whoever reads it, and applications sharing the
         # table may not share theirs. Idle-dead rows go when their lifetime ends, or with
         # an explicit sweep(now_ms, idle_timeout_ms).
         self._maybe_auto_sweep(now_ms, 0)
-        return evicted
+        return ended
 
     def _locked_create(
         self,
@@ -863,55 +1134,77 @@ class SQLStore:
         lock: Any,
         read: Any,
         row: dict[str, Any],
-        rules: Callable[[Sequence[Any]], tuple[builtins.list[str], int]],
-    ) -> int:
+        now_ms: int,
+        plan: Callable[[Sequence[Any], int | None], _Plan | None],
+    ) -> builtins.list[str] | None:
+        """The login's transaction; ``None`` (rolled back, nothing written) when the key
+        is full of live sessions and eviction is not allowed."""
         t, c = self.table, self.table.c
-        with self._transaction(connection):
-            if self.family == "postgresql":
-                connection.execute(lock)  # its own statement: the read's snapshot follows it
-            stored = connection.execute(read).all()
-            drop, evicted = rules(stored)
-            if drop:
-                connection.execute(
-                    delete(t).where(c.key_digest == row["key_digest"], c.session_id.in_(drop))
-                )
-            connection.execute(insert(t).values(row))
-        return evicted
+        # The connection is in autocommit mode: the transaction is ours to open and end.
+        # On an error, _attempts discards the connection, which rolls it back.
+        connection.exec_driver_sql(self._begin)
+        if self.family == "postgresql":
+            connection.execute(lock)  # its own statement: the read's snapshot follows it
+        stored = connection.execute(read).all()
+        # Every row carries the cutoff; an empty key needs none.
+        decided = plan(stored, stored[0].cutoff if stored else None)
+        if decided is None:
+            connection.exec_driver_sql("ROLLBACK")
+            return None
+        drop, evicted, ended = decided
+        mine = c.key_digest == row["key_digest"]
+        if drop:
+            connection.execute(delete(t).where(mine, c.session_id.in_(drop)))
+        if evicted:
+            tombstone = self._tombstone("evicted", now_ms)
+            connection.execute(update(t).where(mine, c.session_id.in_(evicted)).values(tombstone))
+        connection.execute(insert(t).values(row))
+        connection.exec_driver_sql("COMMIT")
+        return ended
 
     @staticmethod
     def _housekeeping(
         stored: Sequence[Any],
+        cutoff: int | None,
         key: str,
         max_sessions: int,
         now_ms: int,
         idle_timeout_ms: int,
         replace_id: str | None,
         replace_token_digest: bytes | None,
-    ) -> tuple[builtins.list[str], int]:
-        """Session ids to delete before the insert, and how many of them were live
-        (the memory store's rules, on the key's locked rows)."""
+        evict: bool,
+    ) -> _Plan | None:
+        """On the key's locked rows (the memory store's rules): the ids to delete (the
+        replaced session, dead rows), the ids to make "evicted" tombstones, and the ids
+        of the live sessions that end (the replaced one if live, then the evicted, oldest
+        first). ``None`` when the key is full of live sessions and ``evict`` is false."""
         drop: builtins.list[str] = []
+        ended: builtins.list[str] = []
         if replace_id is not None and replace_token_digest is not None:
             for r in stored:
                 if r.session_id == replace_id and hmac.compare_digest(
                     bytes(r.token_digest), replace_token_digest
                 ):
                     drop.append(replace_id)
+                    if _row_is_live(r, cutoff, now_ms, idle_timeout_ms):
+                        ended.append(replace_id)
         # Only this key's sessions count and are evicted (two keys' digests may collide).
         mine = [r for r in stored if r.session_key == key and r.session_id not in drop]
         if len(mine) < max_sessions:
-            return drop, 0
+            return drop, [], ended
         alive = []
         for r in mine:
-            if _is_live(r.expires_ms, r.last_seen_ms, now_ms, idle_timeout_ms):
+            if _row_is_live(r, cutoff, now_ms, idle_timeout_ms):
                 alive.append(r)
             else:
-                drop.append(r.session_id)
+                drop.append(r.session_id)  # tombstones and the dead make room first
         if len(alive) < max_sessions:
-            return drop, 0
+            return drop, [], ended
+        if not evict:
+            return None
         oldest = sorted(alive, key=lambda r: (int(r.created_ms), r.session_id))
         victims = [r.session_id for r in oldest[: len(alive) - max_sessions + 1]]
-        return drop + victims, len(victims)
+        return drop, victims, ended + victims
 
     # -- the sweep ---------------------------------------------------------------------
 
@@ -926,6 +1219,11 @@ class SQLStore:
         """Delete dead rows (expired, or idle past ``idle_timeout_ms`` when it is > 0) in
         batches of at most ``batch`` rows, each its own short transaction; stop after
         ``max_batches`` batches or when none is left. Returns the rows deleted.
+
+        A tombstone goes at its own (short) expiry, never for idleness: it is kept to
+        tell its browser why it was logged out. The revoke_everyone cutoff never goes
+        (its times are past any clock). Sessions the cutoff ended go at their own
+        expiry: finding them sooner would take a scan.
 
         The idle rule is this caller's: applications that share a table must share their
         idle timeout (or pass the most lenient one, 0 for none)."""
@@ -949,7 +1247,7 @@ class SQLStore:
         pk = (c.key_digest, c.session_id)
         expired = select(*pk).where(c.expires_ms <= now_ms).limit(batch)
         found = {tuple(row) for row in connection.execute(expired)}
-        idle_dead = c.last_seen_ms <= now_ms - idle_timeout_ms
+        idle_dead = and_(c.last_seen_ms <= now_ms - idle_timeout_ms, c.ended.is_(None))
         if idle_timeout_ms > 0 and len(found) < batch:
             idle = select(*pk).where(idle_dead).limit(batch - len(found))
             found.update(tuple(row) for row in connection.execute(idle))
@@ -986,6 +1284,27 @@ class SQLStore:
             self.sweep(now_ms, idle_timeout_ms, batch=self.auto_sweep_batch, max_batches=1)
         except Exception:
             log.warning("automatic sweep of dead sessions failed", exc_info=True)
+
+    # -- for operators -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, int | str]:
+        """What the table holds: one statement (a count of its rows, so a scan of its
+        primary key; nothing per key)."""
+        c = self.table.c
+        query = select(func.count(), func.count(c.ended), self._cutoff).select_from(self.table)
+        rows, tombstones, cutoff = self._run(lambda connection: connection.execute(query).one())
+        dialect = self.engine.dialect
+        facts: dict[str, int | str] = {
+            "backend": "sql",
+            "dialect": "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name,
+            "table": self.table.name,
+            # Sessions and tombstones, not the cutoff's row.
+            "sessions": int(rows) - (cutoff is not None),
+            "tombstones": int(tombstones),
+        }
+        if cutoff is not None:
+            facts["revoked_everyone_before_ms"] = int(cutoff)
+        return facts
 
     def close(self) -> None:
         sweeper = self._sweeper

@@ -7,6 +7,7 @@ counts the store calls a request makes, to pin "one read per request" in a test.
 
 from __future__ import annotations
 
+import builtins
 import http.cookiejar
 from collections import Counter
 from collections.abc import Mapping
@@ -113,7 +114,7 @@ class CountingStore:
         """Start counting afresh."""
         self.calls.clear()
 
-    def create(self, key_digest: str, session: Session, **kw: Any) -> int:
+    def create(self, key_digest: str, session: Session, **kw: Any) -> list[str]:
         self.calls["create"] += 1
         return self.store.create(key_digest, session, **kw)
 
@@ -133,9 +134,13 @@ class CountingStore:
         self.calls["revoke"] += 1
         return self.store.revoke(key_digest, session_id, **kw)
 
-    def revoke_all(self, key_digest: str, **kw: Any) -> int:
+    def revoke_all(self, key_digest: str, **kw: Any) -> builtins.list[str]:
         self.calls["revoke_all"] += 1
         return self.store.revoke_all(key_digest, **kw)
+
+    def revoke_everyone(self, *, now_ms: int) -> None:
+        self.calls["revoke_everyone"] += 1
+        self.store.revoke_everyone(now_ms=now_ms)
 
     def close(self) -> None:
         self.store.close()

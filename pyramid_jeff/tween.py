@@ -12,6 +12,7 @@ that never touched the session costs one dict lookup in each.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,8 +21,16 @@ from pyramid.interfaces import ISecurityPolicy
 
 from . import deadline
 from .errors import StoreUnavailable
+from .manager import SessionManager
 from .policy import JeffSecurityPolicy
-from .request import SETTLED_BY_TWEEN, RequestState, find_state
+from .request import (
+    DEFER_TOUCH,
+    HAS_PASSIVE_VIEWS,
+    PASSIVE,
+    SETTLED_BY_TWEEN,
+    RequestState,
+    find_state,
+)
 from .views import store_unavailable_response
 
 if TYPE_CHECKING:
@@ -29,6 +38,8 @@ if TYPE_CHECKING:
     from pyramid.registry import Registry
     from pyramid.request import Request
     from pyramid.response import Response
+
+log = logging.getLogger("pyramid_jeff")
 
 Handler = Callable[["Request"], "Response"]
 # The request's store budget, kept on the request for response_subscriber.
@@ -46,10 +57,19 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
         else None
     )
     budget_var = deadline._current
+    # Only an app with a jeff_passive view pays for deciding the refresh after the view:
+    # a refresh made at the read also stops a request whose session was revoked meanwhile.
+    manager = (
+        policy.manager
+        if isinstance(policy, JeffSecurityPolicy) and registry.get(HAS_PASSIVE_VIEWS)
+        else None
+    )
 
     def jeff_tween(request: Request) -> Response:
         if settle is not None:
             request.__dict__[SETTLED_BY_TWEEN] = True
+        if manager is not None:
+            request.__dict__[DEFER_TOUCH] = True
         budget = None if budget_seconds is None else deadline.Budget(budget_seconds)
         token = None if budget is None else budget_var.set(budget)
         if budget is not None:
@@ -64,6 +84,8 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
                 if settle is not None:
                     settle(request, None)  # no cookie will go out: end what remember() made
                 raise
+            else:
+                refresh_last_seen(request, manager)
         finally:
             if token is not None:
                 budget_var.reset(token)
@@ -72,7 +94,12 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
             return response
         if state.error is not None:
             return response  # never write anything we could not check
-        dead_cookie = state.loaded and state.credential is not None and state.session is None
+        dead_cookie = (
+            state.loaded
+            and state.credential is not None
+            and state.session is None
+            and not state.bearer
+        )
         if dead_cookie and not state.cookie_written:
             # Our one well-formed cookie named a dead or revoked session: stop the browser
             # from sending it. Never for a malformed or duplicated one: a copy planted by
@@ -82,6 +109,29 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
         return response
 
     return jeff_tween
+
+
+def refresh_last_seen(request: Request, manager: SessionManager | None) -> None:
+    """In an app with ``jeff_passive`` views: the ``last_seen`` refresh verify left for
+    after the view, unless the view was passive. A session revoked since it was read
+    stays dead (the response already built for it goes out, as it would had the
+    revocation come a moment later)."""
+    state = find_state(request)
+    if (
+        manager is None
+        or state is None
+        or not state.touch_due
+        or state.session is None
+        or state.credential is None
+        or request.__dict__.get(PASSIVE)
+    ):
+        return
+    state.touch_due = False
+    try:
+        manager.touch(state.credential, state.session)
+    except StoreUnavailable as exc:
+        # The response is right; the next request refreshes last_seen instead.
+        log.warning("could not refresh last_seen: %s", exc)
 
 
 def response_subscriber(policy: JeffSecurityPolicy) -> Callable[[NewResponse], None]:

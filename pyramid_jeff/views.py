@@ -15,7 +15,7 @@ from pyramid.httpexceptions import (
 
 from .errors import StoreUnavailable
 from .redirects import safe_return_path
-from .request import RequestState, find_state
+from .request import REAUTHENTICATE, RequestState, find_state
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("pyramid_jeff")
 
 RETRY_AFTER_SECONDS = 5
+# The query parameter that tells the login page why it was sent there.
+REASON_PARAMETER = "jeff_reason"
+# What request.jeff_login_reason may be: a re-authentication (jeff_recent_login), or why
+# this browser's session ended, as far as the store can tell.
+LOGIN_REASONS = ("reauthenticate", "expired", "idle", "revoked", "evicted", "ended")
 
 
 def wants_json(request: Request) -> bool:
@@ -44,20 +49,44 @@ class ForbiddenView:
         self.login_path = urlsplit(login_url).path or "/"
 
     def __call__(self, exc: HTTPForbidden, request: Request) -> Response:
-        if request.is_authenticated:
+        reauthenticate = bool(request.__dict__.get(REAUTHENTICATE))
+        if request.is_authenticated and not reauthenticate:
             return exc
         if wants_json(request):
             return HTTPUnauthorized()
         if request.path == self.login_path:
             return exc  # the login page itself is forbidden: a redirect would loop
+        query: dict[str, str] = {}
         # No `next` for a POST-only URL (coming back with a GET would fail) nor for a path
         # a catch-all route met at //evil.com/x. The query is the login view's to check,
         # with safe_return_path, on the way back.
-        if request.method not in ("GET", "HEAD") or not safe_return_path(request.path, ""):
+        if request.method in ("GET", "HEAD") and safe_return_path(request.path, ""):
+            query["next"] = request.path_qs
+        reason = "reauthenticate" if reauthenticate else login_reason(request)
+        if reason is not None:
+            query[REASON_PARAMETER] = reason
+        if not query:
             return HTTPSeeOther(location=self.login_url)
         separator = "&" if "?" in self.login_url else "?"
-        location = f"{self.login_url}{separator}{urlencode({'next': request.path_qs})}"
-        return HTTPSeeOther(location=location)
+        return HTTPSeeOther(location=f"{self.login_url}{separator}{urlencode(query)}")
+
+
+def login_reason(request: Request) -> str | None:
+    """Why this request is asked to log in (``request.jeff_login_reason``): one of
+    :data:`LOGIN_REASONS`, or ``None`` (never logged in, or cannot tell).
+
+    Known from this request's own cookie when it names a session that ended, else from
+    the ``jeff_reason`` parameter the forbidden view adds to the login URL. The
+    parameter comes from the browser: show a fixed message for it, never act on it.
+    """
+    if request.__dict__.get(REAUTHENTICATE):
+        return "reauthenticate"
+    request.jeff_session  # noqa: B018 -- verify the cookie (once) to learn its fate
+    state = find_state(request)
+    if state is not None and state.end_reason is not None:
+        return state.end_reason
+    given = request.GET.get(REASON_PARAMETER)
+    return given if given in LOGIN_REASONS else None
 
 
 def store_unavailable_response(request: Request, exc: StoreUnavailable) -> Response:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,10 @@ PHONE_UA = (
     "Chrome/126.0.0.0 Mobile Safari/537.36"
 )
 TIMEOUT_MS = 15_000
+ADMIN = "alice@example.com"
+NEW_PASSWORD = "correct horse battery staple"
+PHONE: Any = {"width": 390, "height": 844}
+DESKTOP: Any = {"width": 1120, "height": 760}
 
 
 def _require_browser() -> None:
@@ -74,6 +79,7 @@ def _require_browser() -> None:
 @dataclass
 class Server:
     process: subprocess.Popen[str]
+    store_url: str  # jeff.store of the server's ini, which this process may open too
     url: str = ""
     lines: list[str] = field(default_factory=list)
 
@@ -104,6 +110,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     path = tmp_path_factory.mktemp("demo") / "browser-test.ini"
     with path.open("w") as f:
         ini.write(f)
+    # The SQLite file beside the ini copy, fresh for each run.
+    store_url = ini["app:main"]["jeff.store"].replace("%(here)s", str(path.parent))
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
@@ -115,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    srv = Server(process)
+    srv = Server(process, store_url)
     ready = threading.Event()
     threading.Thread(target=_drain, args=(srv, ready), daemon=True).start()
     try:
@@ -157,12 +165,34 @@ def _log_in(page: Page, email: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
+def _fits(page: Page) -> None:
+    """Nothing sticks out sideways: a phone never scrolls the page horizontally."""
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"{page.url}: {width[0]}px wide in a {width[1]}px window"
+
+
+def _aged_login(server: Server, email: str, minutes: int, user_agent: str) -> str:
+    """The cookie value of a session of ``email`` that logged in ``minutes`` ago, written into
+    the server's store (its SQLite file) as if the server had made it then."""
+    from pyramid_jeff import SessionManager, make_store
+    from pyramid_jeff.settings import parse_settings
+
+    store = make_store(parse_settings({"jeff.store": server.store_url}), {})
+    then = time.time_ns() // 1_000_000 - minutes * 60_000
+    try:
+        manager = SessionManager(store, clock=lambda: then)
+        _, credential = manager.create(email, ip="127.0.0.1", user_agent=user_agent)
+    finally:
+        store.close()
+    return credential.encode()
+
+
 def test_login_devices_and_logout(server: Server, chromium: Browser) -> None:
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT_MS)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    viewport: Any = {"width": 1120, "height": 760}
+    viewport = DESKTOP
 
     laptop = chromium.new_context(base_url=server.url, viewport=viewport)
     laptop.set_default_timeout(TIMEOUT_MS)
@@ -219,10 +249,12 @@ def test_login_devices_and_logout(server: Server, chromium: Browser) -> None:
     expect(page.get_by_text("That device is signed out.")).to_be_visible()
     expect(devices).to_have_count(1)
 
-    # The phone's next click lands on the login page, and its dead cookie is gone.
+    # The phone's next click lands on the login page, which says why; its dead cookie is gone.
     phone_page.get_by_role("navigation").get_by_role("link", name="Users").click()
-    phone_page.wait_for_url(re.compile(r"/login\?next=%2Fusers$"))
+    phone_page.wait_for_url(re.compile(r"/login\?"))
+    assert _where(phone_page) == ("/login", {"next": ["/users"], "jeff_reason": ["revoked"]})
     expect(phone_page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(phone_page.get_by_text("signed out from another device")).to_be_visible()
     assert "jeff" not in {c["name"] for c in phone.cookies()}
 
     # The laptop logs out; /users needs a login again.
@@ -235,3 +267,96 @@ def test_login_devices_and_logout(server: Server, chromium: Browser) -> None:
 
     phone.close()
     laptop.close()
+
+
+def test_reauthentication_and_admin(server: Server, chromium: Browser) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    # Bob's phone signed in ten minutes ago: too long ago to change the password as it is.
+    phone = chromium.new_context(
+        base_url=server.url, viewport=PHONE, user_agent=PHONE_UA, is_mobile=True, has_touch=True
+    )
+    phone.set_default_timeout(TIMEOUT_MS)
+    cookie = _aged_login(server, USER, minutes=10, user_agent=PHONE_UA)
+    phone.add_cookies([{"name": "jeff", "value": cookie, "url": server.url}])
+    bob = phone.new_page()
+    bob.goto("/account/password")
+    assert _where(bob) == (
+        "/login",
+        {"next": ["/account/password"], "jeff_reason": ["reauthenticate"]},
+    )
+    expect(bob.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    expect(bob.get_by_text("Please confirm your password to continue.")).to_be_visible()
+    expect(bob.get_by_label("Email")).to_have_value(USER)
+    expect(bob.get_by_label("Email")).not_to_be_editable()
+    _fits(bob)
+    bob.screenshot(path=SCREENSHOTS / "reauthenticate-phone.png", full_page=True)
+
+    # Confirming the password is a new login: back to where bob was going.
+    bob.get_by_label("Password").fill(PASSWORD)
+    bob.get_by_role("button", name="Confirm password").click()
+    bob.wait_for_url(f"{server.url}/account/password")
+    expect(bob.get_by_role("heading", name="Change password")).to_be_visible()
+    expect(bob.get_by_label("New password")).to_be_editable()
+    _fits(bob)
+    bob.screenshot(path=SCREENSHOTS / "password-phone.png", full_page=True)
+    bob.goto("/sessions")
+    bobs_session = bob.locator("tr.this-device").get_attribute("data-session-id")
+    assert bobs_session and bobs_session not in cookie  # not the aged session
+
+    # Alice, the admin, at her desk: bob's sessions, and the one on his phone ended.
+    desk = chromium.new_context(base_url=server.url, viewport=DESKTOP)
+    desk.set_default_timeout(TIMEOUT_MS)
+    alice = desk.new_page()
+    alice.goto("/login")
+    _log_in(alice, ADMIN)
+    alice.wait_for_url(f"{server.url}/")
+    alice.get_by_role("navigation").get_by_role("link", name="Admin").click()
+    alice.locator(f'tr.user-row[data-email="{USER}"]').get_by_role("link", name="Sessions").click()
+    alice.wait_for_url(re.compile(r"/admin\?email="))
+    row = alice.locator(f'#sessions-of tr.device[data-session-id="{bobs_session}"]')
+    expect(row).to_contain_text("Chrome on Android")
+    expect(row).to_contain_text("127.0.0.1")
+    expect(alice.locator("#audit tr.audit-entry").first).to_contain_text(ADMIN)
+    alice.screenshot(path=SCREENSHOTS / "admin-desktop.png", full_page=True)
+    alice.set_viewport_size(PHONE)
+    _fits(alice)
+    alice.screenshot(path=SCREENSHOTS / "admin-phone.png", full_page=True)
+    alice.set_viewport_size(DESKTOP)
+    row.get_by_role("button", name="End session").click()
+    expect(alice.get_by_text(f"Ended that session of {USER}.")).to_be_visible()
+    expect(row).to_have_count(0)
+    revoked = alice.locator("#audit tr.audit-entry").first
+    expect(revoked).to_have_attribute("data-reason", "revoked")
+    expect(revoked).to_contain_text(bobs_session)
+
+    # Bob's phone is out at its next click, and told why.
+    bob.get_by_role("navigation").get_by_role("link", name="Users").click()
+    bob.wait_for_url(re.compile(r"/login\?"))
+    assert _where(bob) == ("/login", {"next": ["/users"], "jeff_reason": ["revoked"]})
+    expect(bob.get_by_text("by an administrator")).to_be_visible()
+    _fits(bob)
+    bob.screenshot(path=SCREENSHOTS / "login-revoked-phone.png", full_page=True)
+    _log_in(bob, USER)
+    bob.wait_for_url(f"{server.url}/users")
+
+    # Sign out everyone, once confirmed: bob too; alice gets a new session at once.
+    alice.get_by_role("link", name="Sign out everyone").click()
+    alice.wait_for_url(f"{server.url}/admin/sign-out-everyone")
+    expect(alice.get_by_role("heading", name="Sign out everyone?")).to_be_visible()
+    alice.screenshot(path=SCREENSHOTS / "everyone-desktop.png", full_page=True)
+    alice.get_by_role("button", name="Yes, sign out everyone").click()
+    alice.wait_for_url(f"{server.url}/admin")
+    expect(alice.get_by_text("Everyone is signed out, you too")).to_be_visible()
+    expect(alice.locator("header")).to_contain_text(f"Signed in as {ADMIN}")
+    trail = alice.locator("#audit tr.audit-entry")
+    expect(trail.nth(0)).to_have_attribute("data-event", "created")
+    expect(trail.nth(1)).to_have_attribute("data-event", "everyone")
+    bob.reload()
+    assert _where(bob) == ("/login", {"next": ["/users"], "jeff_reason": ["revoked"]})
+
+    desk.close()
+    phone.close()

@@ -6,16 +6,23 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymemcache.client.base import Client
 
-from pyramid_jeff import SessionManager, StoreUnavailable, deadline
+from pyramid_jeff import SessionManager, StoreUnavailable, TooManySessions, deadline
 from pyramid_jeff.credentials import Credential, key_digest
-from pyramid_jeff.memcached_store import GEN_BYTES, MemcachedStore, _BudgetedSocket
+from pyramid_jeff.memcached_store import (
+    EPOCH_BYTES,
+    GEN_BYTES,
+    PREFIX_BYTES,
+    MemcachedStore,
+    _BudgetedSocket,
+)
+from pyramid_jeff.session import TOMBSTONE_MS, Session, unpack_record
 
 from .conftest import need
 from .helpers import Clock
@@ -56,13 +63,15 @@ class RoundTrips:
         def sendall(sock: _BudgetedSocket, data: Any, flags: int = 0) -> None:
             self.count += 1
             self.commands.append(bytes(data).split(b" ", 1)[0])
+            self.sent.append((sock.getpeername()[1], bytes(data)))
             real(sock, data, flags)
 
         self.commands: list[bytes] = []
+        self.sent: list[tuple[int, bytes]] = []  # (server port, the whole command)
         monkeypatch.setattr(_BudgetedSocket, "sendall", sendall)
 
     def take(self) -> list[bytes]:
-        commands, self.commands, self.count = self.commands, [], 0
+        commands, self.commands, self.count, self.sent = self.commands, [], 0, []
         return commands
 
 
@@ -79,6 +88,25 @@ def raw_values(server: MemcachedServer) -> dict[str, bytes]:
         client.close()
 
 
+def raw_get(server: MemcachedServer, name: str) -> Any:
+    client = Client(("127.0.0.1", server.port), timeout=5, connect_timeout=5)
+    try:
+        return client.get(name)
+    finally:
+        client.close()
+
+
+def metadata_of(server: MemcachedServer, name: str) -> dict[str, str]:
+    """One item's metadata. The dump can miss an item that memcached is moving between
+    its LRUs (one just read), so it is taken again until the item shows."""
+    for _ in range(50):
+        found = server.items_metadata().get(name)
+        if found is not None:
+            return found
+        time.sleep(0.01)
+    raise AssertionError(f"{name} is not stored")
+
+
 def test_layout_and_round_trips_per_operation(
     store: MemcachedStore, memcached: MemcachedServer, round_trips: RoundTrips
 ) -> None:
@@ -86,8 +114,10 @@ def test_layout_and_round_trips_per_operation(
     manager = SessionManager(store, max_sessions=3, clock=clock)
     digest = key_digest("bob@example.com")
     first, credential = manager.create("bob@example.com")
-    assert round_trips.take() == [b"gets", b"add", b"add", b"add"]  # item, index, marker
+    # The cutoff (a new server has none), the item, the index, the marker.
+    assert round_trips.take() == [b"gets", b"add", b"add", b"add", b"add"]
     assert set(memcached.items_metadata()) == {
+        store.cutoff_key(),
         store.item_key(digest, first.id),
         store.index_key(digest),
         store.marker_key(digest),
@@ -106,9 +136,16 @@ def test_layout_and_round_trips_per_operation(
 
     manager.create("bob@example.com")  # the third: still under the cap
     round_trips.take()
-    manager.create("bob@example.com")  # at the cap: read the items, evict the oldest
+    ended = store.create(
+        digest,
+        session_at(clock.now, "bob@example.com"),
+        max_sessions=3,
+        now_ms=clock.now,
+        idle_timeout_ms=0,
+    )
+    assert ended == [first.id]  # at the cap: read the items, tombstone the oldest
     assert round_trips.take() == [b"gets", b"gets", b"cas", b"add", b"cas"]
-    assert manager.verify(credential) is None
+    assert manager.check(credential) == (None, "evicted")
     assert round_trips.take() == [b"get"]
 
     assert manager.end(Credential.mint("bob@example.com")) is False  # unknown id: one read
@@ -116,9 +153,42 @@ def test_layout_and_round_trips_per_operation(
     live = manager.sessions("bob@example.com")
     assert round_trips.take() == [b"gets", b"get"]
     assert len(live) == 3
-    assert manager.revoke_all("bob@example.com", keep=live[0].id) == 2
-    assert round_trips.take() == [b"gets", b"gets", b"cas", b"cas", b"cas"]
+    ended = store.revoke_all(digest, keep=live[0].id, now_ms=clock.now, idle_timeout_ms=0)
+    assert sorted(ended) == sorted(s.id for s in live[1:])
+    # The ended stay listed as tombstones: no index write.
+    assert round_trips.take() == [b"gets", b"gets", b"cas", b"cas"]
     assert [s.id for s in manager.sessions("bob@example.com")] == [live[0].id]
+    round_trips.take()
+
+    assert store.revoke(digest, live[0].id, now_ms=clock.now, idle_timeout_ms=0, tombstone=True)
+    assert round_trips.take() == [b"gets", b"cas"]  # a tombstone in place, still listed
+    assert {s.id: s.ended for s in store.list(digest)}[live[0].id] == "revoked"
+    kept, kept_credential = manager.create("bob@example.com")  # at the cap: drops them
+    assert {s.id: s.ended for s in store.list(digest)} == {kept.id: None}
+    round_trips.take()
+    assert manager.end(kept_credential) is True
+    assert round_trips.take() == [b"gets", b"cas", b"cas"]  # emptied, then unlisted
+    assert store.list(digest) == []
+    assert store.get(digest, kept.id) is None
+    round_trips.take()
+
+    store.revoke_everyone(now_ms=clock.now)
+    assert round_trips.take() == [b"gets", b"cas"]
+    store.revoke_everyone(now_ms=clock.now - 1)  # earlier: nothing to write
+    assert round_trips.take() == [b"gets"]
+
+
+def session_at(now_ms: int, key: str, lifetime_ms: int = 3_600_000) -> Session:
+    """A session as the manager would create it at ``now_ms``."""
+    credential = Credential.mint(key)
+    return Session(
+        key=key,
+        id=credential.session_id,
+        created_ms=now_ms,
+        last_seen_ms=now_ms,
+        expires_ms=now_ms + lifetime_ms,
+        token_digest=credential.token_digest(),
+    )
 
 
 def test_verify_is_one_get_with_a_thousand_sessions(
@@ -218,9 +288,11 @@ def test_concurrent_touch_and_revoke_never_resurrect(
         for worker in workers:
             worker.join()
         assert outcome["revoked"] is True
-        assert manager.verify(credential) is None
-        assert store.get(digest, session.id) is None
+        assert manager.check(credential) == (None, "revoked")
+        stone = store.get(digest, session.id)
+        assert stone is not None and stone.ended == "revoked"
         assert store.touch(digest, session.id, clock.now + 120_000) is False
+        assert store.get(digest, session.id) == stone  # the touch changed nothing
     assert manager.sessions("racer@example.com") == []
 
 
@@ -270,7 +342,9 @@ def test_concurrent_revoke_all_and_logins_leave_no_unlisted_session(
     current = {
         names[name]
         for name, value in values.items()
-        if value and value[:GEN_BYTES] == marker[:GEN_BYTES]
+        if value
+        and value[:GEN_BYTES] == marker[:GEN_BYTES]
+        and unpack_record(names[name], value[PREFIX_BYTES:]).ended is None  # no tombstone
     }
     assert current == listed
     # So one more revoke_all ends every login.
@@ -317,6 +391,326 @@ def test_revoke_all_after_a_lost_index_ends_everything_without_keep(
     client.close()
 
 
+def test_get_is_one_command_that_reads_the_cutoff(
+    store: MemcachedStore, memcached: MemcachedServer, round_trips: RoundTrips
+) -> None:
+    clock = Clock()
+    manager = SessionManager(store, clock=clock)
+    before, credential = manager.create("bob@example.com")
+    clock.advance(1)
+    store.revoke_everyone(now_ms=clock.now)
+    clock.advance(1)
+    after, after_credential = manager.create("bob@example.com")
+    round_trips.take()
+    assert manager.check(credential) == (None, "revoked")
+    assert manager.verify(after_credential) == after
+    assert round_trips.commands == [b"get", b"get"]
+    for _, command in round_trips.sent:  # item, marker and cutoff in the one command
+        names = command.split(b"\r\n")[0].split()[1:]
+        assert store.cutoff_key().encode() in names
+        assert store.marker_key(credential.key_digest).encode() in names
+    stone = store.get(credential.key_digest, before.id)
+    assert stone is not None
+    assert (stone.ended, stone.token_digest) == ("revoked", before.token_digest)
+
+
+def servers_url(servers: list[MemcachedServer]) -> str:
+    return "memcached://" + ",".join(s.url.removeprefix("memcached://") for s in servers)
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[list[MemcachedServer]]:
+    """Two servers of this test's own, in the order of the store's URL."""
+    if MemcachedServer.binary() is None:
+        need("memcached is not installed (apt-get install memcached)")
+    servers = [MemcachedServer.start(tmp_path / name) for name in ("a", "b")]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def logins_on_both(
+    store: MemcachedStore, manager: SessionManager, servers: list[MemcachedServer]
+) -> dict[int, list[tuple[Session, Credential]]]:
+    """Logins of several keys, by the port of the server each lives on (both hold some)."""
+    by_port: dict[int, list[tuple[Session, Credential]]] = {s.port: [] for s in servers}
+    for i in range(40):
+        pair = manager.create(f"user{i}@example.com")
+        by_port[store.node_for(pair[1].key_digest).address[1]].append(pair)
+    assert all(len(pairs) >= 5 for pairs in by_port.values())
+    return by_port
+
+
+def test_revoke_everyone_writes_the_cutoff_on_every_server(
+    two: list[MemcachedServer], round_trips: RoundTrips
+) -> None:
+    store = MemcachedStore.from_url(servers_url(two))
+    clock = Clock()
+    manager = SessionManager(store, clock=clock)
+    by_port = logins_on_both(store, manager, two)
+    clock.advance(1)
+    cutoff = clock.now
+    round_trips.take()
+    store.revoke_everyone(now_ms=cutoff)
+    assert {port for port, _ in round_trips.sent} == {s.port for s in two}
+    for server in two:
+        assert int(raw_get(server, store.cutoff_key())[EPOCH_BYTES:]) == cutoff
+        assert metadata_of(server, store.cutoff_key())["exp"] == "-1"  # never expires
+    round_trips.take()
+    for port, pairs in by_port.items():
+        for _, credential in pairs:
+            assert manager.check(credential) == (None, "revoked")
+        # Each verification is one command, to the key's own server.
+        assert [p for p, _ in round_trips.sent] == [port] * len(pairs)
+        assert round_trips.take() == [b"get"] * len(pairs)
+        for session, credential in pairs:
+            stone = store.get(credential.key_digest, session.id)
+            assert stone is not None and stone.ended == "revoked"
+            assert not store.touch(credential.key_digest, session.id, clock.now + 120_000)
+        round_trips.take()
+    assert store.stats()["revoked_everyone_before_ms"] == cutoff
+    # Logins after it work on both servers; an earlier cutoff changes nothing.
+    clock.advance(1)
+    later = logins_on_both(store, manager, two)
+    store.revoke_everyone(now_ms=cutoff - 10)
+    for pairs in later.values():
+        assert all(manager.verify(c) == s for s, c in pairs)
+    store.close()
+
+
+def test_a_server_down_during_revoke_everyone_is_unavailable_after_the_others(
+    two: list[MemcachedServer],
+) -> None:
+    store = MemcachedStore.from_url(servers_url(two), socket_timeout=0.3)
+    clock = Clock()
+    manager = SessionManager(store, clock=clock)
+    by_port = logins_on_both(store, manager, two)
+    first, second = two  # the first server in the URL is the one that fails
+    first.kill()
+    clock.advance(1)
+    with pytest.raises(StoreUnavailable, match=rf"1 of 2 .*127\.0\.0\.1:{first.port}"):
+        store.revoke_everyone(now_ms=clock.now)
+    assert int(raw_get(second, store.cutoff_key())[EPOCH_BYTES:]) == clock.now
+    assert all(manager.verify(c) is None for _, c in by_port[second.port])
+    store.close()
+
+
+def test_a_server_frozen_during_revoke_everyone_keeps_its_sessions_until_a_retry(
+    two: list[MemcachedServer],
+) -> None:
+    store = MemcachedStore.from_url(servers_url(two), socket_timeout=0.3)
+    clock = Clock()
+    manager = SessionManager(store, clock=clock)
+    by_port = logins_on_both(store, manager, two)
+    first, second = two
+    first.pause()
+    clock.advance(1)
+    try:
+        with pytest.raises(StoreUnavailable, match="revoke_everyone"):
+            store.revoke_everyone(now_ms=clock.now)
+    finally:
+        first.resume()
+    assert all(manager.verify(c) is None for _, c in by_port[second.port])
+    # What the error says: the frozen server kept its data, and its sessions...
+    assert all(manager.verify(c) == s for s, c in by_port[first.port])
+    store.revoke_everyone(now_ms=clock.now)  # ...until the call succeeds
+    assert all(manager.verify(c) is None for _, c in by_port[first.port])
+    store.close()
+
+
+@pytest.mark.parametrize("loss", ["evicted", "unreadable"])
+def test_a_lost_cutoff_fails_closed(
+    store: MemcachedStore, memcached: MemcachedServer, loss: str
+) -> None:
+    """Memcached losing the cutoff must never bring back what it ended."""
+    clock = Clock()
+    manager = SessionManager(store, clock=clock)
+    digest = key_digest("bob@example.com")
+    revoked, revoked_credential = manager.create("bob@example.com")
+    clock.advance(1)
+    store.revoke_everyone(now_ms=clock.now)
+    clock.advance(1)
+    working, working_credential = manager.create("bob@example.com")
+    client = Client(("127.0.0.1", memcached.port), timeout=5)
+    epoch = client.get(store.cutoff_key())[:EPOCH_BYTES]
+    if loss == "evicted":
+        client.delete(store.cutoff_key(), noreply=False)
+    else:
+        client.set(store.cutoff_key(), b"garbage", noreply=False)
+    # No session of the server counts, not even one made after the cutoff.
+    assert store.get(digest, revoked.id) is None
+    assert store.get(digest, working.id) is None
+    clock.advance(61)
+    assert not store.touch(digest, working.id, clock.now)
+    assert not store.revoke(digest, working.id, now_ms=clock.now, idle_timeout_ms=0)
+    assert store.revoke_all(digest, keep=None, now_ms=clock.now, idle_timeout_ms=0) == []
+    assert manager.sessions("bob@example.com") == []
+    # The next login writes a cutoff of a new epoch: it works, the others stay dead.
+    fresh, fresh_credential = manager.create("bob@example.com")
+    assert client.get(store.cutoff_key())[:EPOCH_BYTES] != epoch
+    assert manager.verify(fresh_credential) == fresh
+    assert manager.verify(revoked_credential) is None
+    assert manager.verify(working_credential) is None
+    assert [s.id for s in manager.sessions("bob@example.com")] == [fresh.id]
+    client.close()
+
+
+def test_memcached_evicting_the_cutoff_fails_closed(tmp_path: Path) -> None:
+    """A real eviction: a small memcached flooded with items the cutoff's size."""
+    if MemcachedServer.binary() is None:
+        need("memcached is not installed (apt-get install memcached)")
+    server = MemcachedServer.start(tmp_path, extra_args=("-m", "2", "-o", "slab_automove=0"))
+    try:
+        store = MemcachedStore.from_url(server.url)
+        manager = SessionManager(store)
+        session, credential = manager.create("bob@example.com")
+        store.revoke_everyone(now_ms=session.created_ms - 1)  # it stays live
+        assert manager.verify(credential) == session
+        client = Client(("127.0.0.1", server.port), timeout=5)
+        wanted = [store.item_key(credential.key_digest, session.id)]
+        wanted.append(store.marker_key(credential.key_digest))
+        flooded = 0
+        while flooded < 500_000:
+            for _ in range(1000):
+                client.set(f"flood{flooded:09d}", b"x" * 10, noreply=True)
+                flooded += 1
+            client.get_many(wanted)  # the session stays in use: only the cutoff is not read
+            # The dump may miss an item being moved: a get (which bumps it) confirms.
+            metadata = server.items_metadata()
+            if store.cutoff_key() not in metadata and client.get(store.cutoff_key()) is None:
+                break
+        assert client.get(store.cutoff_key()) is None, "memcached evicted no cutoff"
+        assert int(server.stats()["evictions"]) > 0
+        assert len(client.get_many(wanted)) == 2  # the session itself is still stored...
+        assert manager.verify(credential) is None  # ...but no longer counts
+        assert store.get(credential.key_digest, session.id) is None
+        fresh, fresh_credential = manager.create("bob@example.com")
+        assert manager.verify(fresh_credential) == fresh
+        assert manager.verify(credential) is None
+        client.close()
+        store.close()
+    finally:
+        server.stop()
+
+
+def test_reject_at_the_cap_reads_and_writes_nothing(
+    store: MemcachedStore, memcached: MemcachedServer, round_trips: RoundTrips
+) -> None:
+    clock = Clock()
+    manager = SessionManager(store, max_sessions=2, clock=clock)
+    first, _ = manager.create("bob@example.com")
+    clock.advance(1)
+    manager.create("bob@example.com")
+    digest = key_digest("bob@example.com")
+    refused = session_at(clock.now + 1, "bob@example.com")
+    names = [store.index_key(digest), store.marker_key(digest), store.cutoff_key()]
+    names += [store.item_key(digest, s.id) for s in store.list(digest)]
+    names.append(store.item_key(digest, refused.id))
+    client = Client(("127.0.0.1", memcached.port), timeout=5)
+    before = client.gets_many(names)  # values and cas: any write changes the cas
+    assert len(before) == 5
+    round_trips.take()
+    with pytest.raises(TooManySessions):
+        store.create(
+            key_digest("bob@example.com"),
+            refused,
+            max_sessions=2,
+            now_ms=clock.now + 1,
+            idle_timeout_ms=0,
+            evict=False,
+        )
+    assert round_trips.take() == [b"gets", b"gets"]  # the index, then the items
+    assert client.gets_many(names) == before
+    client.close()
+    # Dead sessions (idle, by this clock) make room: the login goes through, evicting
+    # nobody.
+    clock.advance(3600)
+    ended = store.create(
+        key_digest("bob@example.com"),
+        session_at(clock.now, "bob@example.com"),
+        max_sessions=2,
+        now_ms=clock.now,
+        idle_timeout_ms=60_000,
+        evict=False,
+    )
+    assert ended == []
+    assert store.get(key_digest("bob@example.com"), first.id) is None  # deleted
+
+
+def test_tombstones_last_a_week_stay_listed_and_never_change(
+    store: MemcachedStore, memcached: MemcachedServer
+) -> None:
+    clock = Clock(start_ms=time.time_ns() // 1_000_000)
+    manager = SessionManager(store, max_sessions=1, max_age=30 * 24 * 3600, clock=clock)
+    digest = key_digest("bob@example.com")
+    evicted, _ = manager.create("bob@example.com")
+    clock.advance(1)
+    revoked, _ = manager.create("bob@example.com")  # evicts the first
+    assert manager.revoke("bob@example.com", revoked.id)
+    for stone in (evicted, revoked):
+        name = store.item_key(digest, stone.id)
+        metadata = metadata_of(memcached, name)
+        # Kept a week (memcached's clock may differ a little), not the session's 30 days.
+        assert abs(int(metadata["exp"]) - (clock.now + TOMBSTONE_MS) / 1000) < 120
+        assert not store.touch(digest, stone.id, clock.now + 120_000)
+        assert metadata_of(memcached, name)["cas"] == metadata["cas"]  # not even rewritten
+    index = raw_get(memcached, store.index_key(digest))
+    assert evicted.id.encode() in index and revoked.id.encode() in index  # still listed
+    assert {s.id: s.ended for s in store.list(digest)} == {
+        evicted.id: "evicted",
+        revoked.id: "revoked",
+    }
+
+
+def test_concurrent_revoke_alls_name_each_session_once(
+    store: MemcachedStore, memcached: MemcachedServer
+) -> None:
+    manager = SessionManager(store, max_sessions=100)
+    digest = key_digest("bob@example.com")
+    made = {manager.create("bob@example.com")[0].id for _ in range(30)}
+    barrier = threading.Barrier(3)
+    results: list[list[str]] = []
+
+    def revoke_all() -> None:
+        barrier.wait()
+        now = time.time_ns() // 1_000_000
+        results.append(store.revoke_all(digest, keep=None, now_ms=now, idle_timeout_ms=0))
+
+    workers = [threading.Thread(target=revoke_all) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    named = [session_id for ended in results for session_id in ended]
+    assert sorted(named) == sorted(made)  # every one, by exactly one of the calls
+    assert {s.ended for s in store.list(digest)} == {"revoked"}
+
+
+def test_stats_per_server(two: list[MemcachedServer]) -> None:
+    store = MemcachedStore.from_url(servers_url(two), socket_timeout=0.3)
+    names = [s.url.removeprefix("memcached://") for s in two]
+    facts = store.stats()
+    assert facts["backend"] == "memcached" and facts["servers"] == 2
+    assert all(facts[f"{name} revoked_everyone_before_ms"] == "missing" for name in names)
+    clock = Clock()
+    manager = SessionManager(store, clock=clock)
+    by_port = logins_on_both(store, manager, two)
+    facts = store.stats()
+    assert facts["revoked_everyone_before_ms"] == -1  # logins wrote cutoffs, nobody revoked
+    for name, server in zip(names, two, strict=True):
+        # Per key: its session, index and marker; and the server's cutoff.
+        assert facts[f"{name} curr_items"] == 3 * len(by_port[server.port]) + 1
+        assert int(facts[f"{name} bytes"]) > 0
+        assert facts[f"{name} evictions"] == 0
+    store.revoke_everyone(now_ms=clock.now)
+    assert store.stats()["revoked_everyone_before_ms"] == clock.now
+    two[1].kill()
+    facts = store.stats()
+    assert f"{names[1]} error" in facts and f"{names[1]} curr_items" not in facts
+    assert facts[f"{names[0]} revoked_everyone_before_ms"] == clock.now
+    store.close()
+
+
 def test_two_servers_share_keys_and_one_down_is_unavailable_not_a_logout(
     tmp_path: Path,
 ) -> None:
@@ -360,18 +754,22 @@ def test_a_dead_server_fails_every_call_quickly(private: MemcachedServer) -> Non
     session, credential = manager.create("bob@example.com")
     private.kill()
     clock.advance(61)
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: store.get(credential.key_digest, session.id),
         lambda: manager.create("bob@example.com"),
         lambda: store.touch(credential.key_digest, session.id, clock.now),
         lambda: manager.revoke_all("bob@example.com"),
         lambda: manager.sessions("bob@example.com"),
+        lambda: manager.revoke("bob@example.com", session.id),
+        lambda: store.revoke_everyone(now_ms=clock.now),
     ]
     for call in calls:
         started = time.monotonic()
         with pytest.raises(StoreUnavailable, match="memcached"):
             call()
         assert time.monotonic() - started < 1.0  # refused at once: no retry loop
+    facts = store.stats()  # an operator's view: names the server, raises nothing
+    assert f"{private.url.removeprefix('memcached://')} error" in facts
     private.restart()  # an empty memcached: the session is gone, calls work again
     assert manager.verify(credential) is None
 

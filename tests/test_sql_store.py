@@ -1,14 +1,18 @@
 """SQL-specific behaviour on SQLite, PostgreSQL and MariaDB: the table, statements per
 operation, locking under concurrency, independence from the application's transaction,
-outages and the sweep. (The rules every store shares are in test_store_contract.py.)"""
+outages, the sweep, tombstones and the revoke_everyone cutoff in SQL, the upgrade of a
+table made before tombstones, and stats. (The rules every store shares are in
+test_store_contract.py.)"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +21,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from pyramid_jeff import deadline
-from pyramid_jeff.credentials import key_digest, new_session_id
-from pyramid_jeff.errors import StoreUnavailable
+from pyramid_jeff.credentials import (
+    Credential,
+    key_digest,
+    new_session_id,
+    new_token,
+    token_digest,
+)
+from pyramid_jeff.errors import StoreUnavailable, TooManySessions
 from pyramid_jeff.manager import SessionManager
-from pyramid_jeff.session import Session, pack_meta
+from pyramid_jeff.session import TOMBSTONE_MS, Session, pack_meta
 from pyramid_jeff.sql_store import SQLStore, jeff_sessions, make_table
 
 from .conftest import clean_store_url
@@ -28,6 +38,7 @@ from .tcp_proxy import TcpProxy
 
 ALICE = "alice@example.com"
 HOUR = 3_600_000
+DAY = 24 * HOUR
 T0 = 1_800_000_000_000  # a fixed "now": every test decides liveness by its own clock
 
 
@@ -74,9 +85,11 @@ def session(
     )
 
 
-def add(store: SQLStore, s: Session, *, max_sessions: int = 32, now: int = T0) -> int:
+def add(
+    store: SQLStore, s: Session, *, max_sessions: int = 32, now: int = T0, evict: bool = True
+) -> list[str]:
     return store.create(
-        key_digest(s.key), s, max_sessions=max_sessions, now_ms=now, idle_timeout_ms=0
+        key_digest(s.key), s, max_sessions=max_sessions, now_ms=now, idle_timeout_ms=0, evict=evict
     )
 
 
@@ -104,16 +117,22 @@ def bulk_insert(store: SQLStore, sessions: list[Session]) -> None:
         connection.commit()
 
 
-def row_count(engine: sa.Engine, table: str = "jeff_sessions") -> int:
+def row_count(engine: sa.Engine, table: str = "jeff_sessions", where: str = "") -> int:
+    query = f"SELECT COUNT(*) FROM {table} {where}"
     with engine.connect() as connection:
-        return int(connection.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+        return int(connection.execute(sa.text(query)).scalar_one())
+
+
+def live_ids(store: SQLStore, key: str = ALICE) -> set[str]:
+    """The key's stored sessions, but tombstones."""
+    return {s.id for s in store.list(key_digest(key)) if s.ended is None}
 
 
 class Statements:
     """The SQL statements the store sends, recorded with ``before_cursor_execute``."""
 
-    def __init__(self, store: SQLStore) -> None:
-        self.engine = store._given_engine
+    def __init__(self, store: SQLStore | sa.Engine) -> None:
+        self.engine = store if isinstance(store, sa.Engine) else store._given_engine
         self.sent: list[str] = []
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -151,6 +170,7 @@ def test_the_table_is_created_when_missing_with_its_key_and_indexes(
         "ip",
         "user_agent",
         "meta",
+        "ended",
     }
     assert inspector.get_pk_constraint("jeff_sessions")["constrained_columns"] == [
         "key_digest",
@@ -161,6 +181,7 @@ def test_the_table_is_created_when_missing_with_its_key_and_indexes(
     for name in ("created_ms", "last_seen_ms", "expires_ms"):
         assert isinstance(columns[name]["type"], sa.BigInteger)
     assert not any(columns[n]["nullable"] for n in ("session_key", "token_digest", "meta"))
+    assert columns["ended"]["nullable"]  # so that adding it to an old table is cheap
     # A second store on the same database finds the table and keeps it.
     SQLStore.from_url(sql_url).close()
     assert sa.inspect(raw).has_table("jeff_sessions")
@@ -234,9 +255,10 @@ def test_keys_and_ids_compare_exactly_whatever_the_collation(store: SQLStore) ->
     assert not store.revoke(shared, upper.id, now_ms=T0, idle_timeout_ms=0, key="bob@example.com")
     assert (
         store.revoke_all(shared, keep=None, now_ms=T0, idle_timeout_ms=0, key="BOB@example.com")
-        == 0
+        == []
     )
     assert len(store.list(shared)) == 2
+    assert all(s.ended is None for s in store.list(shared))
 
 
 # -- statements per operation ---------------------------------------------------------
@@ -278,10 +300,10 @@ def test_touch_is_one_update(store: SQLStore, sql_kind: str) -> None:
 
 
 def test_a_login_is_one_short_transaction(store: SQLStore, sql_kind: str) -> None:
-    first = session()
+    first, second = session(), session(created=T0 + 1)
     add(store, first, max_sessions=2)
     with Statements(store) as login:
-        add(store, session(created=T0 + 1), max_sessions=2)
+        add(store, second, max_sessions=2)
     sent = login.sent
     if sql_kind == "mariadb":  # a named lock per key around the transaction
         assert "get_lock" in sent[0].lower() and "release_lock" in sent[-1].lower()
@@ -297,19 +319,33 @@ def test_a_login_is_one_short_transaction(store: SQLStore, sql_kind: str) -> Non
         assert "pg_advisory_xact_lock" in sent[1]
     if sql_kind != "sqlite":
         assert sent[-3].endswith("FOR UPDATE")
-    # At the cap: one DELETE for the evicted, in the same transaction.
+    # At the cap: one UPDATE makes the oldest an "evicted" tombstone, in the transaction.
     with Statements(store) as at_cap:
-        assert add(store, session(created=T0 + 2), max_sessions=2) == 1
+        assert add(store, session(created=T0 + 2), max_sessions=2) == [first.id]
     verbs = [v for v in at_cap.verbs() if v != "SELECT"]
-    assert verbs[-3:] == ["DELETE", "INSERT", "COMMIT"]
+    assert verbs[-3:] == ["UPDATE", "INSERT", "COMMIT"]
     assert at_cap.verbs().count("COMMIT") == 1
-    assert store.get(key_digest(ALICE), first.id) is None  # the oldest went
+    evicted = store.get(key_digest(ALICE), first.id)
+    assert evicted is not None and evicted.ended == "evicted"
+    assert evicted.expires_ms == min(first.expires_ms, T0 + TOMBSTONE_MS)
+    # Next time, the tombstone is deleted to make room and the oldest live one evicted:
+    # one DELETE and one UPDATE, still in the one transaction.
+    with Statements(store) as again:
+        assert add(store, session(created=T0 + 3), max_sessions=2, now=T0 + 3) == [second.id]
+    verbs = [v for v in again.verbs() if v != "SELECT"]
+    assert verbs[-4:] == ["DELETE", "UPDATE", "INSERT", "COMMIT"]
+    assert store.get(key_digest(ALICE), first.id) is None
+    assert len(live_ids(store)) == 2
 
 
-def test_logout_and_revoke_all_are_one_delete(store: SQLStore) -> None:
+def test_logout_is_one_delete_and_revoke_all_one_statement_or_transaction(
+    store: SQLStore, sql_kind: str
+) -> None:
     sessions = [session(created=T0 + i) for i in range(4)]
     for s in sessions:
         add(store, s)
+    dead = session(created=T0 - 2 * HOUR, lifetime=HOUR)
+    add(store, dead)
     digest = key_digest(ALICE)
     with Statements(store) as logout:
         assert store.revoke(
@@ -321,13 +357,26 @@ def test_logout_and_revoke_all_are_one_delete(store: SQLStore) -> None:
         )
     assert logout.verbs() == ["DELETE"]
     assert "RETURNING" in logout.sent[0]
+    with Statements(store) as operator:
+        assert store.revoke(digest, sessions[3].id, now_ms=T0, idle_timeout_ms=0, tombstone=True)
+    assert operator.verbs() == ["UPDATE"]
     with Statements(store) as everyone:
-        assert (
-            store.revoke_all(digest, keep=sessions[1].id, now_ms=T0, idle_timeout_ms=0, key=ALICE)
-            == 2
+        ended = store.revoke_all(
+            digest, keep=sessions[1].id, now_ms=T0, idle_timeout_ms=0, key=ALICE
         )
-    assert everyone.verbs() == ["DELETE"]
-    assert [s.id for s in store.list(digest)] == [sessions[1].id]
+    assert ended == [sessions[2].id]  # the tombstone made before is not live
+    expected = {
+        # The DELETE of the dead as a WITH clause of the UPDATE that makes tombstones.
+        "postgresql": ["WITH"],
+        "sqlite": ["BEGIN", "DELETE", "UPDATE", "COMMIT"],
+        # No UPDATE ... RETURNING: the rows are read FOR UPDATE first.
+        "mariadb": ["START", "SELECT", "DELETE", "UPDATE", "COMMIT"],
+    }[sql_kind]
+    assert everyone.verbs() == expected
+    if sql_kind == "postgresql":
+        assert "DELETE" in everyone.sent[0] and "RETURNING" in everyone.sent[0]
+    stored = {s.id: s.ended for s in store.list(digest)}
+    assert stored == {sessions[1].id: None, sessions[2].id: "revoked", sessions[3].id: "revoked"}
 
 
 # -- concurrency ----------------------------------------------------------------------
@@ -344,7 +393,7 @@ def test_concurrent_logins_at_the_cap_never_exceed_it_nor_lose_one(
     created = iter(range(T0, T0 + 10_000))
     lock = threading.Lock()
     made: list[Session] = []
-    evicted: list[int] = []
+    evicted: list[list[str]] = []
     errors: list[BaseException] = []
     most = [0]
     done = threading.Event()
@@ -365,10 +414,10 @@ def test_concurrent_logins_at_the_cap_never_exceed_it_nor_lose_one(
         except BaseException as exc:
             errors.append(exc)
 
-    def watch() -> None:  # the committed row count, sampled from outside the store
+    def watch() -> None:  # the committed live rows, sampled from outside the store
         start.wait()
         while not done.is_set():
-            most[0] = max(most[0], row_count(raw))
+            most[0] = max(most[0], row_count(raw, where="WHERE ended IS NULL"))
             time.sleep(0.001)  # let the writers have the GIL
 
     workers = [threading.Thread(target=log_in) for _ in range(threads)]
@@ -381,12 +430,15 @@ def test_concurrent_logins_at_the_cap_never_exceed_it_nor_lose_one(
     watcher.join(10)
     assert errors == []
     assert len(made) == threads * per_thread
-    survivors = {s.id for s in store.list(digest)}
+    survivors = live_ids(store)
     assert len(survivors) == cap
     assert survivors <= {s.id for s in made}
     assert most[0] <= cap
-    # Every login was stored, and each one that is gone was evicted by a later login.
-    assert sum(evicted) == len(made) - cap
+    # Every login was stored, and each one that is gone was evicted by a later login,
+    # named once by the login that evicted it.
+    named = [session_id for ids in evicted for session_id in ids]
+    assert len(named) == len(set(named)) == len(made) - cap
+    assert set(named) == {s.id for s in made} - survivors
     store.close()
 
 
@@ -698,6 +750,11 @@ def test_sweep_deletes_exactly_the_dead_in_batches(store: SQLStore) -> None:
         for i in range(50)
     ]
     bulk_insert(store, expired + idle_dead + live)
+    if store.family == "postgresql":
+        # The statistics autovacuum keeps: fresh from a bulk insert there are none, and
+        # the planner filters the batch's 1,000 keys over every dead row.
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE jeff_sessions")
     with Statements(store) as swept:
         assert store.sweep(now, idle, batch=1_000) == 10_000
     deletes = [s for s in swept.sent if s.upper().startswith("DELETE")]
@@ -770,3 +827,312 @@ def test_meta_and_details_round_trip(store: SQLStore) -> None:
     assert got == s
     assert got is not None and got.meta == {"b": b"\x00\xff", "n": 3}
     assert got.token_digest == s.token_digest
+
+
+# -- tombstones and the revoke_everyone cutoff ------------------------------------------
+
+
+def test_verify_reads_the_cutoff_in_its_one_select(store: SQLStore) -> None:
+    digest = key_digest(ALICE)
+    before = session(created=T0)
+    add(store, before)
+    store.revoke_everyone(now_ms=T0 + 10)
+    after = session(created=T0 + 20)
+    add(store, after, now=T0 + 20)
+    with Statements(store) as verify:
+        stone = store.get(digest, before.id)
+        assert stone == before.tombstone("revoked", T0 + 10)
+        assert stone is not None and stone.ended == "revoked"
+        assert store.get(digest, after.id) == after
+    assert verify.verbs() == ["SELECT", "SELECT"]
+    assert all("everyone" in sent for sent in verify.sent)  # the cutoff, read inside
+    # The manager tells the revoked one from the live one, from that one read each.
+    early = SessionManager(store, clock=lambda: T0 + 30)
+    token = new_token()
+    logged_in_before = replace(session(created=T0 + 5), token_digest=token_digest(token))
+    bulk_insert(store, [logged_in_before])  # e.g. a login of a server whose clock is behind
+    assert early.verify(Credential(digest, logged_in_before.id, token)) is None
+
+
+def test_every_operation_sees_the_cutoff(store: SQLStore) -> None:
+    digest = key_digest(ALICE)
+    old = [session(created=T0 + i, lifetime=DAY) for i in range(4)]
+    for s in old:
+        add(store, s)
+    store.revoke_everyone(now_ms=T0 + 10)
+    now = T0 + 20
+    assert not store.touch(digest, old[0].id, now + HOUR, min_interval_ms=0)
+    stone = store.get(digest, old[0].id)
+    assert stone is not None and stone.last_seen_ms == old[0].last_seen_ms  # not written
+    assert not store.revoke(digest, old[0].id, now_ms=now, idle_timeout_ms=0, tombstone=True)
+    assert store.get(digest, old[0].id) == stone  # no tombstone of its own: unchanged
+    # A logout of a revoked session ended nothing live, and deletes it all the same.
+    assert not store.revoke(
+        digest, old[1].id, now_ms=now, idle_timeout_ms=0, token_digest=old[1].token_digest
+    )
+    assert store.get(digest, old[1].id) is None
+    # revoke_all ends nothing, and keeps what the cutoff ended (they read as tombstones).
+    assert store.revoke_all(digest, keep=None, now_ms=now, idle_timeout_ms=0) == []
+    assert {s.id: s.ended for s in store.list(digest)} == {
+        old[0].id: "revoked",
+        old[2].id: "revoked",
+        old[3].id: "revoked",
+    }
+    # A login at the cap counts none of them live: they make room, nobody is evicted.
+    new = session(created=now)
+    assert add(store, new, max_sessions=2, now=now) == []
+    assert {s.id for s in store.list(digest)} == {new.id}
+    assert store.touch(digest, new.id, now + 60_000, min_interval_ms=0)
+
+
+def test_revoke_everyone_is_one_upsert_that_keeps_the_later_cutoff(
+    store: SQLStore, raw: sa.Engine
+) -> None:
+    add(store, session())
+    with Statements(store) as cut:
+        store.revoke_everyone(now_ms=T0 + 10)
+    assert cut.verbs() == ["INSERT"]
+    for now, kept in ((T0 + 5, T0 + 10), (T0 + 20, T0 + 20), (T0 + 15, T0 + 20)):
+        with Statements(store) as again:
+            store.revoke_everyone(now_ms=now)
+        assert again.verbs() == ["INSERT"]
+        assert store.stats()["revoked_everyone_before_ms"] == kept
+    assert row_count(raw) == 2  # one session, one cutoff: however many calls
+    # Another store object (another process) reads the same cutoff.
+    other = SQLStore(raw)
+    try:
+        assert other.stats()["revoked_everyone_before_ms"] == T0 + 20
+        late = session(created=T0 + 20)  # created at the cutoff: ended too
+        bulk_insert(other, [late])
+        got = other.get(key_digest(ALICE), late.id)
+        assert got is not None and got.ended == "revoked"
+    finally:
+        other.close()
+
+
+def test_the_cutoff_survives_every_sweep(store: SQLStore, raw: sa.Engine) -> None:
+    store.revoke_everyone(now_ms=T0 + 10)
+    bulk_insert(store, [session(created=T0, lifetime=HOUR), session(created=T0 + 20)])
+    far = 2**62
+    assert store.sweep(far, 1) == 2  # every session, by expiry and by idleness
+    assert row_count(raw) == 1
+    # An operator's own DELETE of expired rows spares it too.
+    with raw.begin() as connection:
+        connection.execute(sa.delete(jeff_sessions).where(jeff_sessions.c.expires_ms <= far))
+    assert store.stats()["revoked_everyone_before_ms"] == T0 + 10
+    older = session(created=T0 + 5)
+    bulk_insert(store, [older])
+    got = store.get(key_digest(ALICE), older.id)
+    assert got is not None and got.ended == "revoked"
+    assert store.list(key_digest(ALICE)) == [got]  # the cutoff's row is no session of a key
+
+
+def test_a_tombstone_is_swept_at_its_own_expiry_never_for_idleness(store: SQLStore) -> None:
+    digest = key_digest(ALICE)
+    old, new = session(created=T0, lifetime=30 * DAY), session(created=T0 + 1)
+    add(store, old, max_sessions=1)
+    assert add(store, new, max_sessions=1, now=T0 + 1) == [old.id]
+    idle = 60_000
+    # Two hours on, `new` is idle-dead and goes; the tombstone (as idle) stays.
+    assert store.sweep(T0 + 2 * HOUR, idle) == 1
+    stone = store.get(digest, old.id)
+    assert stone is not None and stone.ended == "evicted"
+    assert stone.expires_ms == T0 + 1 + TOMBSTONE_MS
+    assert store.sweep(T0 + TOMBSTONE_MS, idle) == 0
+    assert store.sweep(T0 + 1 + TOMBSTONE_MS, idle) == 1
+    assert store.list(digest) == []
+
+
+def test_a_refused_login_rolls_back_and_keeps_its_connection(
+    store: SQLStore, raw: sa.Engine, sql_kind: str
+) -> None:
+    digest = key_digest(ALICE)
+    full = [session(created=T0 + i) for i in range(2)]
+    for s in full:
+        add(store, s, max_sessions=2)
+    dead = session(created=T0 - 2 * HOUR, lifetime=HOUR)  # would make room, were it a login
+    bulk_insert(store, [dead])
+    if store._sweeper is not None:
+        store._sweeper.join(10)
+    invalidated: list[object] = []
+    sa.event.listen(store._given_engine, "invalidate", lambda *args: invalidated.append(args))
+    refused = session(created=T0 + 2)
+    with Statements(store) as sent, pytest.raises(TooManySessions) as info:
+        add(store, refused, max_sessions=2, evict=False)
+    assert info.value.key == ""  # raised bare: the manager knows the key
+    verbs = sent.verbs()
+    assert "ROLLBACK" in verbs
+    assert not {"INSERT", "DELETE", "UPDATE", "COMMIT"} & set(verbs)
+    if sql_kind == "mariadb":
+        assert "release_lock" in sent.sent[-1].lower()
+    assert invalidated == []  # an answer, not a failure: the connection goes back to the pool
+    assert row_count(raw) == 3  # the dead row too: nothing written
+    assert store.get(digest, refused.id) is None
+    # The key's lock was released: the next login of the key goes through at once.
+    started = time.monotonic()
+    assert add(store, session(created=T0 + 3), max_sessions=3, evict=False) == []
+    assert time.monotonic() - started < store.timeout
+
+
+def test_concurrent_touches_never_change_a_tombstone(store: SQLStore) -> None:
+    digest = key_digest(ALICE)
+    sessions = [session() for _ in range(20)]
+    for s in sessions:
+        add(store, s, max_sessions=100)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def touch() -> None:
+        seen = T0
+        try:
+            while not stop.is_set():
+                seen += 1
+                for s in sessions:
+                    store.touch(digest, s.id, seen, min_interval_ms=0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    touchers = [threading.Thread(target=touch) for _ in range(3)]
+    for toucher in touchers:
+        toucher.start()
+    try:
+        for s in sessions:
+            assert store.revoke(digest, s.id, now_ms=T0, idle_timeout_ms=0, tombstone=True)
+        stones = {s.id: store.get(digest, s.id) for s in sessions}
+        time.sleep(0.2)  # the touchers go on
+    finally:
+        stop.set()
+        for toucher in touchers:
+            toucher.join(30)
+    assert errors == []
+    assert all(stone is not None and stone.ended == "revoked" for stone in stones.values())
+    assert {s.id: s for s in store.list(digest)} == stones
+
+
+# -- the upgrade of a table made before tombstones --------------------------------------
+
+
+def old_table(metadata: sa.MetaData) -> sa.Table:
+    """The sessions table as releases before tombstones made it: no ``ended``."""
+    columns = [
+        sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+        for c in jeff_sessions.columns
+        if c.name != "ended"
+    ]
+    return sa.Table(
+        "jeff_sessions",
+        metadata,
+        *columns,
+        sa.Index("ix_jeff_sessions_expires_ms", "expires_ms"),
+        sa.Index("ix_jeff_sessions_last_seen_ms", "last_seen_ms"),
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
+    )
+
+
+def test_an_old_table_is_upgraded_and_nobody_is_logged_out(sql_url: str, raw: sa.Engine) -> None:
+    old = old_table(sa.MetaData())
+    old.create(raw)
+    token = new_token()
+    logged_in = replace(session(created=T0), token_digest=token_digest(token))
+    with raw.begin() as connection:
+        connection.execute(sa.insert(old), bulk_rows([logged_in]))
+    engine = sa.create_engine(sql_url)
+    try:
+        with Statements(engine) as start:
+            store = SQLStore(engine)
+        altered = [s for s in start.sent if s.upper().startswith("ALTER TABLE")]
+        assert len(altered) == 1 and "ended" in altered[0]
+        columns = {c["name"]: c for c in sa.inspect(raw).get_columns("jeff_sessions")}
+        assert columns["ended"]["nullable"]
+        # The session from before the upgrade still verifies, as it was.
+        manager = SessionManager(store, clock=lambda: T0 + 1)
+        assert manager.verify(Credential(key_digest(ALICE), logged_in.id, token)) is not None
+        assert store.get(key_digest(ALICE), logged_in.id) == logged_in
+        # A process of the earlier release, still running, writes as it did: sessions.
+        theirs = session(created=T0 + 2)
+        with raw.begin() as connection:
+            connection.execute(sa.insert(old), bulk_rows([theirs]))
+        assert store.get(key_digest(ALICE), theirs.id) == theirs
+        assert add(store, session(created=T0 + 3), max_sessions=2, now=T0 + 3) == [logged_in.id]
+        store.close()
+        # The next start finds the column: no ALTER.
+        with Statements(engine) as again:
+            SQLStore(engine).close()
+        assert not any(s.upper().startswith("ALTER") for s in again.sent)
+    finally:
+        engine.dispose()
+
+
+def test_a_column_another_process_added_meanwhile_is_no_error(
+    sql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SQLStore.from_url(sql_url).close()  # the table, with the column
+    real = SQLStore._missing_columns
+    checks: list[int] = []
+
+    def stale_once(self: SQLStore, connection: sa.Connection) -> list[sa.Column[Any]]:
+        # The first check runs before the other process's ALTER, the ALTER after it.
+        checks.append(1)
+        return [self.table.c.ended] if len(checks) == 1 else real(self, connection)
+
+    monkeypatch.setattr(SQLStore, "_missing_columns", stale_once)
+    store = SQLStore.from_url(sql_url)
+    try:
+        assert store._table_ready  # the failed ALTER was seen for what it was, at once
+        assert len(checks) == 2
+        s = session()
+        add(store, s)
+        assert store.get(key_digest(ALICE), s.id) == s
+    finally:
+        store.close()
+
+
+def test_a_column_that_cannot_be_added_fails_loudly(
+    sql_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    SQLStore.from_url(sql_url).close()
+    # As if the ALTER were refused (no privilege): the column stays missing.
+    monkeypatch.setattr(SQLStore, "_missing_columns", lambda self, c: [self.table.c.ended])
+    failures = (sa.exc.DBAPIError, StoreUnavailable)
+    with caplog.at_level(logging.ERROR, logger="pyramid_jeff.sql_store"):
+        try:
+            store = SQLStore.from_url(sql_url)
+        except failures:
+            pass  # a programming error (PostgreSQL's class for it) stops the start-up
+        else:
+            try:
+                # Or every call fails (an outage by the driver's error class): never a
+                # silent run on a table without the column.
+                for _ in range(2):
+                    with pytest.raises(failures):
+                        store.get(key_digest(ALICE), new_session_id())
+                assert not store._table_ready
+            finally:
+                store.close()
+    assert any("ALTER TABLE" in r.getMessage() for r in caplog.records)  # what to run
+
+
+# -- stats ----------------------------------------------------------------------------
+
+
+def test_stats_are_one_statement(store: SQLStore, sql_kind: str) -> None:
+    empty = {
+        "backend": "sql",
+        "dialect": sql_kind,
+        "table": "jeff_sessions",
+        "sessions": 0,
+        "tombstones": 0,
+    }
+    assert store.stats() == empty
+    made = [session(created=T0 + i) for i in range(3)]
+    for s in made:
+        add(store, s, max_sessions=2)  # the third evicts the first
+    bob = session("bob@example.com")
+    add(store, bob)
+    store.revoke(key_digest(bob.key), bob.id, now_ms=T0, idle_timeout_ms=0)  # a logout
+    store.revoke_everyone(now_ms=T0 + 5)
+    with Statements(store) as counted:
+        facts = store.stats()
+    assert counted.verbs() == ["SELECT"]
+    assert facts == {**empty, "sessions": 3, "tombstones": 1, "revoked_everyone_before_ms": T0 + 5}

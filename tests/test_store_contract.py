@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from pyramid_jeff.credentials import key_digest, new_session_id
-from pyramid_jeff.session import Session, pack_meta
+from pyramid_jeff.errors import TooManySessions
+from pyramid_jeff.session import TOMBSTONE_MS, Session, pack_meta
 from pyramid_jeff.store import SessionStore
 
 ALICE = "alice@example.com"
@@ -58,7 +59,7 @@ def add(
     now: int | None = None,
     idle: int = 0,
     **kw: Any,
-) -> int:
+) -> list[str]:
     return store.create(
         key_digest(s.key),
         s,
@@ -70,7 +71,12 @@ def add(
 
 
 def ids(store: SessionStore, key: str = ALICE) -> set[str]:
-    return {s.id for s in store.list(key_digest(key)) if s.key == key}
+    """The key's stored sessions, but tombstones."""
+    return {s.id for s in store.list(key_digest(key)) if s.key == key and s.ended is None}
+
+
+def tombstones(store: SessionStore, key: str = ALICE) -> dict[str, str | None]:
+    return {s.id: s.ended for s in store.list(key_digest(key)) if s.key == key and s.ended}
 
 
 def test_a_session_reads_back_whole(any_store: SessionStore) -> None:
@@ -82,7 +88,7 @@ def test_a_session_reads_back_whole(any_store: SessionStore) -> None:
         user_agent="Mozilla/5.0 (X11; Linux) — naïve",
         packed_meta=pack_meta({"device": "laptop", "n": 3, "nested": {"a": [1, 2]}}),
     )
-    assert add(any_store, stored) == 0
+    assert add(any_store, stored) == []
     got = any_store.get(key_digest(stored.key), stored.id)
     assert got == stored
     assert got is not None
@@ -163,12 +169,12 @@ def test_the_oldest_is_evicted_by_creation_time_then_id(any_store: SessionStore)
     second = session(created=t + 1, session_id=tied[1])
     third = session(created=t + 1, session_id=tied[0])
     for s in (first, second, third):
-        assert add(any_store, s, max_sessions=3, now=t + 2) == 0
+        assert add(any_store, s, max_sessions=3, now=t + 2) == []
     fourth = session(created=t + 2)
-    assert add(any_store, fourth, max_sessions=3) == 1
+    assert add(any_store, fourth, max_sessions=3) == [first.id]
     assert ids(any_store) == {second.id, third.id, fourth.id}
     fifth = session(created=t + 3)
-    assert add(any_store, fifth, max_sessions=3) == 1
+    assert add(any_store, fifth, max_sessions=3) == [third.id]
     assert ids(any_store) == {second.id, fourth.id, fifth.id}  # the smaller id went first
 
 
@@ -181,7 +187,7 @@ def test_dead_sessions_make_room_before_live_ones(any_store: SessionStore) -> No
         add(any_store, s, now=t + 2, max_sessions=3)
     # 30 s later, by the caller's clock, with a 20 s idle timeout: only `live` is live.
     newcomer = session(created=t + 30_000)
-    assert add(any_store, newcomer, max_sessions=3, idle=20_000) == 0
+    assert add(any_store, newcomer, max_sessions=3, idle=20_000) == []
     stored = any_store.list(key_digest(ALICE))
     assert {s.id for s in stored if s.is_live(t + 30_000, 20_000)} == {live.id, newcomer.id}
     assert len(stored) <= 3
@@ -193,7 +199,7 @@ def test_a_lowered_cap_evicts_as_many_as_needed(any_store: SessionStore) -> None
     for s in made:
         add(any_store, s, max_sessions=10)
     newest = session(created=t + 10)
-    assert add(any_store, newest, max_sessions=2) == 4
+    assert sorted(add(any_store, newest, max_sessions=2)) == sorted(s.id for s in made[:4])
     assert ids(any_store) == {made[4].id, newest.id}
 
 
@@ -204,7 +210,7 @@ def test_sessions_that_end_this_request_do_not_count(any_store: SessionStore) ->
     add(any_store, a, max_sessions=2)
     add(any_store, b, max_sessions=2)
     c = session(created=t + 2)
-    assert add(any_store, c, max_sessions=3) == 0
+    assert add(any_store, c, max_sessions=3) == []
     assert ids(any_store) == {a.id, b.id, c.id}
 
 
@@ -250,12 +256,13 @@ def test_revoke_all_ends_all_but_keep_and_counts_the_live(any_store: SessionStor
     ended = any_store.revoke_all(
         digest, keep=live[1].id, now_ms=t + 10_000, idle_timeout_ms=0, key=ALICE
     )
-    assert ended == 2
+    assert sorted(ended) == sorted([live[0].id, live[2].id])
     assert ids(any_store) == {live[1].id}
     assert ids(any_store, BOB) == {bob.id}
-    assert any_store.revoke_all(digest, keep=None, now_ms=t, idle_timeout_ms=0, key=ALICE) == 1
-    assert any_store.list(digest) == []
-    assert any_store.revoke_all(digest, keep=None, now_ms=t, idle_timeout_ms=0) == 0
+    ended = any_store.revoke_all(digest, keep=None, now_ms=t, idle_timeout_ms=0, key=ALICE)
+    assert ended == [live[1].id]
+    assert ids(any_store) == set()
+    assert any_store.revoke_all(digest, keep=None, now_ms=t, idle_timeout_ms=0) == []
 
 
 def test_list_holds_the_dead_and_the_live(any_store: SessionStore) -> None:
@@ -277,12 +284,12 @@ def test_colliding_keys_never_end_each_others_sessions(any_store: SessionStore) 
     any_store.create(shared, alice, max_sessions=1, now_ms=t, idle_timeout_ms=0)
     for s in mallory:
         any_store.create(shared, s, max_sessions=1, now_ms=s.created_ms, idle_timeout_ms=0)
-    stored = {s.id: s.key for s in any_store.list(shared)}
+    stored = {s.id: s.key for s in any_store.list(shared) if s.ended is None}
     assert stored == {alice.id: ALICE, mallory[1].id: "mallory@example.com"}
     assert not any_store.revoke(shared, alice.id, now_ms=t, idle_timeout_ms=0, key=mallory[1].key)
     ended = any_store.revoke_all(shared, keep=None, now_ms=t, idle_timeout_ms=0, key=ALICE)
-    assert ended == 1
-    assert {s.id for s in any_store.list(shared)} == {mallory[1].id}
+    assert ended == [alice.id]
+    assert {s.id for s in any_store.list(shared) if s.ended is None} == {mallory[1].id}
 
 
 def test_long_lifetimes_are_kept(any_store: SessionStore) -> None:
@@ -369,3 +376,128 @@ def test_nul_characters_never_reach_the_store(any_store: SessionStore) -> None:
     verified = manager.verify(credential)
     assert verified is not None
     assert (verified.ip, verified.user_agent) == ("192.0.2.1", "Mozilla/5.0")
+
+
+def test_create_names_the_live_sessions_it_ended(any_store: SessionStore) -> None:
+    t = now_ms()
+    carried, other = session(created=t), session(created=t + 1)
+    add(any_store, carried, max_sessions=2)
+    add(any_store, other, max_sessions=2)
+    fresh = session(created=t + 2)
+    ended = add(
+        any_store,
+        fresh,
+        max_sessions=2,
+        replace_id=carried.id,
+        replace_token_digest=carried.token_digest,
+    )
+    assert ended == [carried.id]  # the replaced one made room: nothing evicted
+    assert ids(any_store) == {other.id, fresh.id}
+    assert tombstones(any_store) == {}  # a replaced session leaves no tombstone
+    dead = session(created=t, lifetime=5, session_id=new_session_id())
+    add(any_store, dead, max_sessions=3, now=t + 3)
+    newer = session(created=t + 10)
+    # A dead replaced session ended nothing live.
+    assert add(any_store, newer, replace_id=dead.id, replace_token_digest=dead.token_digest) == []
+
+
+def test_an_evicted_session_leaves_a_tombstone(any_store: SessionStore) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    old, new = session(created=t, lifetime=30 * DAY), session(created=t + 1)
+    add(any_store, old, max_sessions=1)
+    assert add(any_store, new, max_sessions=1) == [old.id]
+    stone = any_store.get(digest, old.id)
+    assert stone is not None and stone.ended == "evicted"
+    assert stone.token_digest == old.token_digest  # only its own browser is told
+    assert stone.expires_ms == t + 1 + TOMBSTONE_MS  # kept for a while, not 30 days
+    assert not stone.is_live(t + 1, 0)
+    assert not any_store.touch(digest, old.id, t + 120_000, min_interval_ms=0)
+    assert any_store.get(digest, old.id) == stone  # a touch does not revive it
+    assert not any_store.revoke(digest, old.id, now_ms=t + 2, idle_timeout_ms=0)
+    # The tombstone is dead: it makes room before any live session is evicted.
+    newest = session(created=t + 3)
+    assert add(any_store, newest, max_sessions=2) == []
+    assert ids(any_store) == {new.id, newest.id}
+
+
+def test_an_operator_revocation_leaves_a_tombstone_a_logout_none(
+    any_store: SessionStore,
+) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    revoked, logged_out = session(created=t), session(created=t + 1)
+    add(any_store, revoked)
+    add(any_store, logged_out)
+    assert any_store.revoke(digest, revoked.id, now_ms=t, idle_timeout_ms=0, tombstone=True)
+    stone = any_store.get(digest, revoked.id)
+    assert stone is not None and stone.ended == "revoked"
+    assert not stone.is_live(t, 0)
+    assert not any_store.touch(digest, revoked.id, t + 120_000, min_interval_ms=0)
+    assert not any_store.revoke(digest, revoked.id, now_ms=t, idle_timeout_ms=0, tombstone=True)
+    assert any_store.revoke(
+        digest, logged_out.id, now_ms=t, idle_timeout_ms=0, token_digest=logged_out.token_digest
+    )
+    assert any_store.get(digest, logged_out.id) is None
+    assert tombstones(any_store) == {revoked.id: "revoked"}
+    # revoke_all tombstones what it ends, and counts no tombstone as live.
+    others = [session(created=t + 2 + i) for i in range(2)]
+    for s in others:
+        add(any_store, s)
+    ended = any_store.revoke_all(digest, keep=None, now_ms=t + 5, idle_timeout_ms=0, key=ALICE)
+    assert sorted(ended) == sorted(s.id for s in others)
+    assert tombstones(any_store) == {revoked.id: "revoked", **{s.id: "revoked" for s in others}}
+    assert ids(any_store) == set()
+
+
+def test_reject_refuses_a_login_past_the_cap_and_writes_nothing(
+    any_store: SessionStore,
+) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    first, second = session(created=t), session(created=t + 1)
+    add(any_store, first, max_sessions=2, evict=False)
+    add(any_store, second, max_sessions=2, evict=False)
+    refused = session(created=t + 2)
+    with pytest.raises(TooManySessions):
+        add(any_store, refused, max_sessions=2, evict=False)
+    assert any_store.get(digest, refused.id) is None
+    assert ids(any_store) == {first.id, second.id}
+    # The session this browser carried makes room, as does a dead one.
+    rotated = session(created=t + 3)
+    ended = add(
+        any_store,
+        rotated,
+        max_sessions=2,
+        evict=False,
+        replace_id=first.id,
+        replace_token_digest=first.token_digest,
+    )
+    assert ended == [first.id]
+    assert any_store.revoke(digest, second.id, now_ms=t + 4, idle_timeout_ms=0, tombstone=True)
+    after_revoke = session(created=t + 5)
+    assert add(any_store, after_revoke, max_sessions=2, evict=False) == []
+    assert ids(any_store) == {rotated.id, after_revoke.id}
+
+
+def test_revoke_everyone_ends_every_key_without_a_scan(any_store: SessionStore) -> None:
+    t = now_ms()
+    alice, bob = session(created=t), session(BOB, created=t + 1)
+    add(any_store, alice)
+    add(any_store, bob)
+    any_store.revoke_everyone(now_ms=t + 2)
+    for s in (alice, bob):
+        seen = any_store.get(key_digest(s.key), s.id)
+        assert seen is None or (seen.ended == "revoked" and not seen.is_live(t + 2, 0))
+        assert not any(x.is_live(t + 2, 0) for x in any_store.list(key_digest(s.key)))
+    assert not any_store.touch(key_digest(ALICE), alice.id, t + 120_000, min_interval_ms=0)
+    # Logins after it work as usual; what it ended is not counted again.
+    later = session(created=t + 3)
+    assert add(any_store, later, max_sessions=1) == []
+    assert any_store.get(key_digest(ALICE), later.id) == later
+    assert any_store.revoke_all(key_digest(BOB), keep=None, now_ms=t + 4, idle_timeout_ms=0) == []
+    # A second call, with an earlier clock, never brings anything back.
+    any_store.revoke_everyone(now_ms=t)
+    assert any_store.get(key_digest(ALICE), later.id) == later
+    bob_seen = any_store.get(key_digest(BOB), bob.id)
+    assert bob_seen is None or not bob_seen.is_live(t + 4, 0)

@@ -1,6 +1,6 @@
 """A small Pyramid application that shows everything pyramid_jeff does.
 
-Run it with ``pserve development.ini`` (memory store) or ``pserve redis.ini``
+Run it with ``pserve development.ini`` (a SQLite store) or ``pserve redis.ini``
 (``docker compose up -d`` first), then open http://localhost:6543/.
 """
 
@@ -10,6 +10,9 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.router import Router
+
+from pyramid_jeff.events import EveryoneRevoked, SessionCreated, SessionEnded
+from pyramid_jeff_demo.audit import REGISTRY_KEY, AuditTrail
 
 # What the demo's own code relies on; an ini file may still override them.
 _APP_SETTINGS = {
@@ -32,6 +35,11 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.include("pyramid_jeff")
         # Every POST (PUT, DELETE, ...) must carry the CSRF token, checked by Pyramid itself.
         config.set_default_csrf_options(require_csrf=True)
+        # The audit trail: every login and every ended session, for the admin page and the log.
+        trail = AuditTrail()
+        config.registry[REGISTRY_KEY] = trail
+        for event_type in (SessionCreated, SessionEnded, EveryoneRevoked):
+            config.add_subscriber(trail, event_type)
         config.add_static_view("static", "pyramid_jeff_demo:static", cache_max_age=3600)
         config.add_route("home", "/")
         config.add_route("login", "/login")
@@ -43,5 +51,8 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.add_route("revoke_others", "/sessions/revoke-others")
         config.add_route("admin", "/admin")
         config.add_route("admin_revoke", "/admin/revoke")
+        config.add_route("admin_revoke_session", "/admin/revoke-session")
+        config.add_route("admin_everyone", "/admin/sign-out-everyone")
+        config.add_route("password", "/account/password")
         config.scan("pyramid_jeff_demo.views")
     return config.make_wsgi_app()

@@ -12,8 +12,16 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.security import forget, remember
 from pyramid.view import view_config
 
-from pyramid_jeff import safe_return_path
-from pyramid_jeff_demo.security import DEMO_PASSWORD, USERS, authenticate
+from pyramid_jeff import TooManySessions, safe_return_path
+from pyramid_jeff_demo.audit import audit_trail
+from pyramid_jeff_demo.security import (
+    DEMO_PASSWORD,
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    USERS,
+    authenticate,
+    set_password,
+)
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -30,6 +38,24 @@ _NOTICES = {
     "gone": "That session had already ended.",
     "ended-others": "Signed out {n} other device(s).",
     "ended-all": "Ended {n} session(s) of {user}.",
+    "ended-session": "Ended that session of {user}.",
+    "everyone": "Everyone is signed out, you too; this browser has a new session.",
+    "password-changed": "Your password is changed.",
+    "password-changed-others": "Your password is changed. Signed out {n} other device(s).",
+}
+
+# Seconds since the login after which changing the password asks for it again ("sudo mode").
+RECENT_LOGIN = 300
+
+# Why the login page is shown (request.jeff_login_reason). A reason may come from the URL, so
+# only these fixed texts are shown for it.
+_LOGIN_REASONS = {
+    "reauthenticate": "Please confirm your password to continue.",
+    "expired": "Your session expired. Please sign in again.",
+    "idle": "You were signed out after a period of inactivity.",
+    "revoked": "You were signed out from another device or by an administrator.",
+    "evicted": "You were signed out because you signed in on too many devices.",
+    "ended": "Your session has ended; please sign in again.",
 }
 
 
@@ -111,13 +137,32 @@ def home(request: Request) -> dict[str, Any]:
 # --- logging in and out -------------------------------------------------------------------
 
 
+def _login_reason(request: Request) -> str | None:
+    """Why this browser is asked to log in, if it should be told.
+
+    A signed-in browser is only ever asked to confirm its password: a "your session ended"
+    reason in its URL is stale or forged.
+    """
+    reason = request.jeff_login_reason
+    if request.authenticated_userid is not None and reason != "reauthenticate":
+        return None
+    return reason if reason in _LOGIN_REASONS else None
+
+
 def _login_page(request: Request, **values: Any) -> dict[str, Any]:
+    reason = _login_reason(request)
+    # Re-authenticating a browser that is still signed in: its user confirms their own
+    # password, so the email is filled in and fixed.
+    confirming = reason == "reauthenticate" and request.authenticated_userid is not None
     return {
         "users": list(USERS.values()),
         "password": DEMO_PASSWORD,
         "notice": _notice(request),
-        "email": "",
+        "email": request.authenticated_userid if confirming else "",
         "error": None,
+        "reason": reason,
+        "reason_text": _LOGIN_REASONS.get(reason or ""),
+        "confirming": confirming,
         **values,
     }
 
@@ -134,14 +179,24 @@ def login_form(request: Request) -> dict[str, Any]:
     route_name="login", request_method="POST", renderer="pyramid_jeff_demo:templates/login.jinja2"
 )
 def login(request: Request) -> Any:
-    email = request.POST.get("email", "")[:254]
+    page = _login_page(request)
+    # A confirmation is for the signed-in user, whatever the (read-only) email field says.
+    email = page["email"] if page["confirming"] else request.POST.get("email", "")[:254]
     password = request.POST.get("password", "")[:1024]
     next_path = safe_return_path(request.POST.get("next"), "")
+    page.update(next=next_path, email=email)
     user = authenticate(email, password)
     if user is None:
-        return _login_page(request, next=next_path, email=email, error="Wrong email or password.")
-    # A new session (and so a new CSRF token); the session this browser had, if any, is ended.
-    headers = remember(request, user.email, meta={"login_method": "password"})
+        return {**page, "error": "Wrong email or password."}
+    try:
+        # A new session (and so a new CSRF token); the session this browser had, if any, ends.
+        headers = remember(request, user.email, meta={"login_method": "password"})
+    except TooManySessions:
+        # jeff.max_sessions_policy = reject: this login would exceed jeff.max_sessions.
+        return {
+            **page,
+            "error": "You are signed in on too many devices; sign out of one first.",
+        }
     return _see_other(request, next_path or request.route_path("home"), headers)
 
 
@@ -260,7 +315,82 @@ def revoke_others(request: Request) -> HTTPSeeOther:
     return _see_other(request, request.route_path("sessions"), notice="ended-others", n=str(n))
 
 
+# --- changing the password --------------------------------------------------------------
+
+
+def _password_page(request: Request, **values: Any) -> dict[str, Any]:
+    created = request.jeff_session.created_at
+    left = timedelta(seconds=RECENT_LOGIN) - (datetime.now(timezone.utc) - created)
+    return {
+        "min_length": MIN_PASSWORD,
+        "max_length": MAX_PASSWORD,
+        "minutes_left": max(int(left.total_seconds()) // 60, 0),
+        "error": None,
+        **values,
+    }
+
+
+# jeff_recent_login: a session older than RECENT_LOGIN is sent to the login page to confirm
+# the password first, so a browser left signed in cannot be used to take over the account.
+@view_config(
+    route_name="password",
+    request_method="GET",
+    permission="view",
+    jeff_recent_login=RECENT_LOGIN,
+    renderer="pyramid_jeff_demo:templates/password.jinja2",
+)
+def password_form(request: Request) -> dict[str, Any]:
+    return _password_page(request)
+
+
+@view_config(
+    route_name="password",
+    request_method="POST",
+    permission="view",
+    jeff_recent_login=RECENT_LOGIN,
+    renderer="pyramid_jeff_demo:templates/password.jinja2",
+)
+def change_password(request: Request) -> Any:
+    email = request.authenticated_userid
+    current = request.POST.get("current_password", "")[:1024]
+    new = request.POST.get("new_password", "")[:1024]
+    error = None
+    if authenticate(email, current) is None:
+        error = "Your current password is not right."
+    elif not MIN_PASSWORD <= len(new) <= MAX_PASSWORD:
+        error = f"The new password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters."
+    elif new == current:
+        error = "The new password must differ from the current one."
+    if error is not None:
+        return _password_page(request, error=error)
+    set_password(email, new)
+    # A new password ends every session of the account, this one too (ASVS 7.4.3): whoever
+    # knew the old password is out everywhere. This browser then gets a fresh session.
+    others = request.jeff.revoke_all(email) - 1
+    headers = remember(request, email, meta={"login_method": "password"})
+    notice = "password-changed-others" if others > 0 else "password-changed"
+    return _see_other(
+        request, request.route_path("sessions"), headers, notice=notice, n=str(others)
+    )
+
+
 # --- admin -----------------------------------------------------------------------------------
+
+_AUDIT_LABELS = {
+    "created": "Signed in",
+    "ended": "Session ended",
+    "everyone": "Everyone signed out",
+}
+
+
+def _known_user(email: str | None) -> str | None:
+    return email if email in USERS else None
+
+
+def _admin_back(request: Request, email: str | None) -> str:
+    """The admin page, showing ``email``'s sessions if that is a user."""
+    path: str = request.route_path("admin", _query={"email": email} if email else {})
+    return path
 
 
 @view_config(
@@ -268,6 +398,7 @@ def revoke_others(request: Request) -> HTTPSeeOther:
 )
 def admin(request: Request) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
+    chosen = _known_user(request.GET.get("email"))
     rows = []
     for user in USERS.values():
         live = request.jeff.sessions(user.email)
@@ -277,19 +408,75 @@ def admin(request: Request) -> dict[str, Any]:
                 "user": user,
                 "count": len(live),
                 "last_seen": _ago(now - last_seen) if last_seen else "",
+                "chosen": user.email == chosen,
             }
         )
-    return {"rows": rows, "notice": _notice(request)}
+    devices = []
+    if chosen is not None:
+        current_id = request.jeff_session.id
+        devices = [_device(s, current_id, now) for s in request.jeff.sessions(chosen)]
+    trail = [
+        {
+            "when": entry.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "ago": _ago(now - entry.at),
+            "label": _AUDIT_LABELS[entry.event],
+            "event": entry.event,
+            "key": entry.key,
+            "session_id": entry.session_id,
+            "reason": entry.reason,
+        }
+        for entry in audit_trail(request.registry).entries()
+    ]
+    return {
+        "rows": rows,
+        "chosen": USERS.get(chosen) if chosen else None,
+        "devices": devices,
+        "trail": trail,
+        "notice": _notice(request),
+    }
 
 
 @view_config(route_name="admin_revoke", request_method="POST", permission="admin")
 def admin_revoke(request: Request) -> HTTPSeeOther:
-    email = request.POST.get("email", "")
-    n = request.jeff.revoke_all(email) if email in USERS else 0
-    user = email if email in USERS else ""
+    email = _known_user(request.POST.get("email"))
+    n = request.jeff.revoke_all(email) if email else 0
     return _see_other(
-        request, request.route_path("admin"), notice="ended-all", n=str(n), user=user
+        request, _admin_back(request, email), notice="ended-all", n=str(n), user=email or ""
     )
+
+
+@view_config(route_name="admin_revoke_session", request_method="POST", permission="admin")
+def admin_revoke_session(request: Request) -> HTTPSeeOther:
+    email = _known_user(request.POST.get("email"))
+    session_id = request.POST.get("session_id", "")
+    if email == request.authenticated_userid and session_id == request.jeff_session.id:
+        return logout(request)  # the admin's own session, in this browser: logging out
+    # Scoped to the chosen user: a session id of another user's session ends nothing.
+    ended = request.jeff.revoke(email, session_id) if email else False
+    notice = "ended-session" if ended else "gone"
+    return _see_other(request, _admin_back(request, email), notice=notice, user=email or "")
+
+
+@view_config(
+    route_name="admin_everyone",
+    request_method="GET",
+    permission="admin",
+    renderer="pyramid_jeff_demo:templates/everyone.jinja2",
+)
+def admin_everyone_form(request: Request) -> dict[str, Any]:
+    # The confirmation step: the admin page only links here, it never signs anyone out.
+    live = {user.email: len(request.jeff.sessions(user.email)) for user in USERS.values()}
+    return {"sessions": sum(live.values()), "users": sum(1 for n in live.values() if n)}
+
+
+@view_config(route_name="admin_everyone", request_method="POST", permission="admin")
+def admin_everyone(request: Request) -> HTTPSeeOther:
+    email = request.authenticated_userid
+    # Every session of every user ends at once, without listing them (ASVS 7.4.5: e.g. after
+    # a leak). The admin's own session ends too; this browser is signed in again at once.
+    request.jeff.revoke_everyone()
+    headers = remember(request, email, meta={"login_method": "password"})
+    return _see_other(request, request.route_path("admin"), headers, notice="everyone")
 
 
 # --- errors ----------------------------------------------------------------------------------
