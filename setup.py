@@ -14,6 +14,7 @@ setup(
     packages=find_packages(include=["pyramid_jeff", "pyramid_jeff.*"]),
     package_data={"pyramid_jeff": ["py.typed"]},
     zip_safe=False,
+    entry_points={"console_scripts": ["pjeff = pyramid_jeff.pjeff:main"]},
     # The lowest versions here are the ones `make test-floors` (.ci/floors.txt) tests.
     install_requires=["pyramid>=2.0", "msgpack>=1.0.5", "redis>=5.0"],
     extras_require={

@@ -228,7 +228,7 @@ class MemoryStore:
             return {
                 "backend": "memory",
                 "keys": len(self._sessions),
-                "sessions": sum(len(s) for s in self._sessions.values()),
+                "records": sum(len(s) for s in self._sessions.values()),
                 "revoked_everyone_before_ms": self._everyone_ms,
             }
 

@@ -841,7 +841,7 @@ class RedisStore:
 
     def stats(self) -> dict[str, int | str]:
         """What Redis holds under the prefix: ``keys`` (session hashes, one per session
-        key) and ``sessions`` (their fields, tombstones included), counted by ``SCAN``;
+        key) and ``records`` (their fields: sessions and tombstones), counted by ``SCAN``;
         ``used_memory`` of the whole server (summed over a cluster's primaries);
         ``revoked_everyone_before_ms`` once a cutoff is set."""
         primaries = self._primaries()
@@ -860,7 +860,7 @@ class RedisStore:
             "redis_version": ", ".join(sorted(versions)),
             "used_memory": used_memory,
             "keys": keys,
-            "sessions": sessions,
+            "records": sessions,
         }
         if self._pool is not None:
             cutoffs = [_cutoff_ms(self._command("ZSCORE", self._everyone_key, "at"))]

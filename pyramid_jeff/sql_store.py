@@ -1299,7 +1299,7 @@ class SQLStore:
             "dialect": "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name,
             "table": self.table.name,
             # Sessions and tombstones, not the cutoff's row.
-            "sessions": int(rows) - (cutoff is not None),
+            "records": int(rows) - (cutoff is not None),
             "tombstones": int(tombstones),
         }
         if cutoff is not None:

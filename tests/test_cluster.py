@@ -346,7 +346,7 @@ def test_sweep_and_stats_cover_every_primary(store: RedisStore) -> None:
     stone = make_session(KEYS[0], created=born).tombstone("revoked", now - 1_000)
     store.client.hset(store.hash_key(key_digest(KEYS[0])), stone.id, pack_record(stone))
     stats = store.stats()
-    assert (stats["keys"], stats["sessions"]) == (len(KEYS), 2 * len(KEYS) + 1)
+    assert (stats["keys"], stats["records"]) == (len(KEYS), 2 * len(KEYS) + 1)
     assert stats["cluster_primaries"] == 3
     assert stats["backend"] == "redis"
     memory = [node.info("memory")["used_memory"] for node in primaries(store)]
@@ -358,6 +358,6 @@ def test_sweep_and_stats_cover_every_primary(store: RedisStore) -> None:
     assert all(fields.values())  # expired sessions on each of the three nodes
     assert store.sweep(now, 0) == len(KEYS)
     assert store.sweep(now, 0) == 0
-    assert store.stats()["sessions"] == len(KEYS) + 1  # the tombstone is kept
+    assert store.stats()["records"] == len(KEYS) + 1  # the tombstone is kept
     assert store.sweep(now + 7 * DAY, 0) == len(KEYS) + 1  # all dead a week later
     assert store.stats()["keys"] == 0

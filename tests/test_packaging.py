@@ -6,6 +6,7 @@ build/ or *.egg-info whose leftovers setuptools would pack), the way a release i
 
 from __future__ import annotations
 
+import configparser
 import re
 import shutil
 import subprocess
@@ -97,6 +98,12 @@ def test_the_wheel_declares_no_app_factory(wheel: tuple[Path, str]) -> None:
         licenses = [name for name in zf.namelist() if name.rsplit("/", 1)[-1] == "LICENSE"]
     assert "paste.app_factory" not in text
     assert "demo" not in text
+    # Its only entry point is the operators' console script.
+    declared = configparser.ConfigParser()
+    declared.read_string(text)
+    assert {name: dict(declared[name]) for name in declared.sections()} == {
+        "console_scripts": {"pjeff": "pyramid_jeff.pjeff:main"}
+    }, text
     assert licenses, "the MIT license text travels with the wheel"
     assert "License: MIT" in meta or "License-Expression: MIT" in meta
 

@@ -1121,7 +1121,7 @@ def test_stats_are_one_statement(store: SQLStore, sql_kind: str) -> None:
         "backend": "sql",
         "dialect": sql_kind,
         "table": "jeff_sessions",
-        "sessions": 0,
+        "records": 0,
         "tombstones": 0,
     }
     assert store.stats() == empty
@@ -1135,4 +1135,4 @@ def test_stats_are_one_statement(store: SQLStore, sql_kind: str) -> None:
     with Statements(store) as counted:
         facts = store.stats()
     assert counted.verbs() == ["SELECT"]
-    assert facts == {**empty, "sessions": 3, "tombstones": 1, "revoked_everyone_before_ms": T0 + 5}
+    assert facts == {**empty, "records": 3, "tombstones": 1, "revoked_everyone_before_ms": T0 + 5}
