@@ -13,7 +13,6 @@ from pyramid.interfaces import (
     IMultiView,
     IRequest,
     ISecuredView,
-    ISecurityPolicy,
     IView,
 )
 from pyramid.tweens import INGRESS
@@ -28,7 +27,7 @@ from .errors import StoreUnavailable, TooManySessions
 from .events import EveryoneRevoked, RegistryEvents, SessionCreated, SessionEnded
 from .manager import SessionManager
 from .memory_store import MemoryStore
-from .policy import JeffSecurityPolicy
+from .policy import JeffSecurityPolicy, jeff_policy
 from .redirects import safe_return_path
 from .redis_store import RedisStore
 from .request import find_state
@@ -64,21 +63,12 @@ __all__ = [
 ]
 
 
-def _policy(request: Request) -> JeffSecurityPolicy:
-    policy = request.registry.queryUtility(ISecurityPolicy)
-    if not isinstance(policy, JeffSecurityPolicy):
-        raise LookupError(
-            'this application does not use pyramid_jeff: config.include("pyramid_jeff")'
-        )
-    return policy
-
-
 def bearer_token(request: Request) -> str | None:
     """The credential ``remember()`` issued in this request, for an API client to send
     as ``Authorization: Bearer <value>`` (``jeff.bearer = true``); ``None`` if this
     request logged nobody in. The session is kept even when the response sets no
     cookie. Treat the value as a password: it is one."""
-    return _policy(request).bearer_token(request)
+    return jeff_policy(request.registry).bearer_token(request)
 
 
 def csrf_applies(request: Request) -> bool:
@@ -87,7 +77,7 @@ def csrf_applies(request: Request) -> bool:
     it needs no CSRF token; every other request does."""
     state = find_state(request)
     if state is None:
-        _policy(request).state(request)
+        jeff_policy(request.registry).state(request)
         state = find_state(request)
     return not (state is not None and state.bearer and state.credential is not None)
 

@@ -223,15 +223,17 @@ class SessionManager:
             return None, "revoked"  # revoked between our read and our write
         return session.seen_at(now), None
 
-    def end(self, credential: Credential, *, reason: EndReason = "logout") -> bool:
+    def end(
+        self, credential: Credential, *, reason: EndReason = "logout", key: str | None = None
+    ) -> bool:
         """End the session ``credential`` proves (logout): one write, and a read first
-        only when a subscriber wants to know whose session ended.
+        only when a subscriber wants to know whose session ended and ``key`` (the
+        verified session's) is not given.
 
         Only a session whose token digest matches is deleted, so a forged cookie naming
         someone's public session id ends nothing. ``False`` if no live session ended.
         """
-        key = None
-        if self.events is not None and self.events.listens(SessionEnded):
+        if key is None and self.events is not None and self.events.listens(SessionEnded):
             stored = self.store.get(credential.key_digest, credential.session_id)
             if stored is not None and hmac.compare_digest(
                 stored.token_digest, credential.token_digest()

@@ -10,7 +10,9 @@ works on the session store its ``jeff.*`` settings name. Exit codes:
   ``--yes``), an application that cannot be loaded or does not include pyramid_jeff,
   or the memory store (it lives inside the application's own process);
 - ``3``: the session store is unavailable (:class:`pyramid_jeff.StoreUnavailable`), or
-  the application could not start because its store did not answer (Redis Cluster).
+  the application could not start because its store did not answer (Redis Cluster);
+- ``141``: standard output was closed before the output was written (``| head``); the
+  command itself was carried out.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -33,13 +36,14 @@ from .credentials import is_session_id, normalize_key
 from .errors import StoreUnavailable
 from .manager import SessionManager
 from .memory_store import MemoryStore
+from .policy import jeff_policy
 from .session import Session, from_ms
-from .testing import jeff_policy
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report it
 
 MEMORY_STORE_REFUSAL = (
     "the memory store lives inside the application process: pjeff, another process, "
@@ -73,7 +77,13 @@ def main(argv: Sequence[str] = sys.argv, quiet: bool = False) -> int:
         command = PJeffCommand(argv, quiet)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    return command.run()
+    try:
+        return command.run()
+    except BrokenPipeError:
+        # The reader went away (pjeff ... | head): what was asked is done; say so as
+        # a shell does for SIGPIPE, without a traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 # argv cannot hold a NUL: it marks a word as a value (see _shield_ids).

@@ -20,6 +20,7 @@ from .request import SETTLED_BY_TWEEN, RequestState, find_state, request_state
 from .session import Session
 
 if TYPE_CHECKING:
+    from pyramid.registry import Registry
     from pyramid.request import Request
     from pyramid.response import Response
 
@@ -159,6 +160,10 @@ class JeffSecurityPolicy:
         # leaves it logged in as before, not logged out. The key may hold one more
         # session meanwhile. Elsewhere (a script), they end at once.
         deferred = bool(request.__dict__.get(SETTLED_BY_TWEEN))
+        # Only the session verified live makes room for the new one: anyone can forge
+        # cookies of a key (its digest is no secret), and those must not raise the cap.
+        verified = state.load(self.manager) if deferred and state.credential else None
+        making_room = [state.credential] if verified is not None and state.credential else []
         manager = self.manager.bind(request)
         session, credential = manager.create(
             userid,
@@ -167,7 +172,7 @@ class JeffSecurityPolicy:
             user_agent=request.user_agent if self.record_user_agent else None,
             max_age=max_age,
             replacing=None if deferred else state.credential,
-            ending=carried if deferred else (),
+            ending=making_room,
         )
         if deferred:
             state.created.append(credential)
@@ -230,9 +235,14 @@ class JeffSecurityPolicy:
         manager = self.manager.bind(request)
         # Logging out ends at once whatever this browser holds, including a login of
         # this same request not yet settled.
+        verified = state.session if state.loaded else None
         for credential in (state.credential, *state.duplicates, *state.replaced):
-            if credential is not None:
-                manager.end(credential)
+            if credential is None:
+                continue
+            key = None
+            if verified is not None and verified.id == credential.session_id:
+                key = verified.key  # known: no read to tell subscribers whose it was
+            manager.end(credential, key=key)
         state.created, state.replaced = [], []
         state.replace(None, None)
         request.__dict__.pop("jeff_session", None)
@@ -241,3 +251,13 @@ class JeffSecurityPolicy:
             # A new anonymous CSRF token after logout, as after login.
             headers.append(self.csrf_cookie.expire_header())
         return headers
+
+
+def jeff_policy(registry: Registry) -> JeffSecurityPolicy:
+    """The pyramid_jeff security policy of an application's registry."""
+    policy = registry.queryUtility(ISecurityPolicy)
+    if not isinstance(policy, JeffSecurityPolicy):
+        raise LookupError(
+            'this application does not use pyramid_jeff: config.include("pyramid_jeff")'
+        )
+    return policy

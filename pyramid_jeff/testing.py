@@ -13,11 +13,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pyramid.interfaces import ISecurityPolicy
-
 from . import deadline
 from .memory_store import MemoryStore
-from .policy import JeffSecurityPolicy
+from .policy import jeff_policy
 from .session import Session
 from .store import SessionStore
 
@@ -25,16 +23,6 @@ if TYPE_CHECKING:
     from pyramid.registry import Registry
 
 __all__ = ["CountingStore", "counting_store", "jeff_policy", "login"]
-
-
-def jeff_policy(registry: Registry) -> JeffSecurityPolicy:
-    """The pyramid_jeff security policy of an application's registry."""
-    policy = registry.queryUtility(ISecurityPolicy)
-    if not isinstance(policy, JeffSecurityPolicy):
-        raise LookupError(
-            'this application does not use pyramid_jeff: config.include("pyramid_jeff")'
-        )
-    return policy
 
 
 def login(

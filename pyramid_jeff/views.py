@@ -85,7 +85,10 @@ def login_reason(request: Request) -> str | None:
     state = find_state(request)
     if state is not None and state.end_reason is not None:
         return state.end_reason
-    given = request.GET.get(REASON_PARAMETER)
+    try:
+        given = request.GET.get(REASON_PARAMETER)
+    except UnicodeDecodeError:  # a query string that is not UTF-8 tells nothing
+        return None
     return given if given in LOGIN_REASONS else None
 
 

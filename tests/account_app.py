@@ -58,6 +58,8 @@ def api_login(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="logout", request_method="POST")
 def logout(request: Request) -> Response:
+    if request.authenticated_userid is None:
+        return HTTPSeeOther(location="/login")  # nothing to log out
     return HTTPSeeOther(location="/login", headers=forget(request))
 
 

@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from http.cookies import SimpleCookie
 from typing import Any
 
 import webtest
+
+from pyramid_jeff.credentials import new_session_id
+from pyramid_jeff.session import Session
+
+HOUR_MS = 3_600_000
+
+
+def stored_session(
+    key: str,
+    *,
+    created: int,
+    lifetime: int = HOUR_MS,
+    last_seen: int | None = None,
+    session_id: str | None = None,
+    **fields: Any,
+) -> Session:
+    """A session as a store keeps it, for driving stores directly (times in ms)."""
+    return Session(
+        key=key,
+        id=session_id or new_session_id(),
+        created_ms=created,
+        last_seen_ms=created if last_seen is None else last_seen,
+        expires_ms=created + lifetime,
+        token_digest=secrets.token_bytes(32),
+        **fields,
+    )
 
 
 def set_cookies(response: webtest.TestResponse) -> list[str]:

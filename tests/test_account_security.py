@@ -14,7 +14,7 @@ import webtest
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISecurityPolicy
 
-from pyramid_jeff import SessionManager, TooManySessions
+from pyramid_jeff import Credential, SessionManager, TooManySessions
 from pyramid_jeff.events import EveryoneRevoked, SessionCreated, SessionEnded
 from pyramid_jeff.testing import CountingStore
 
@@ -190,6 +190,20 @@ def test_a_raising_subscriber_undoes_nothing(
     assert "a subscriber to SessionCreated raised" in caplog.text
 
 
+def test_a_logout_tells_its_subscribers_whose_session_ended_without_another_read() -> None:
+    wsgi = account_app.make_app({"jeff.store": "pyramid_jeff.testing.counting_store"})
+    app = webtest.TestApp(wsgi, extra_environ=dict(HTTPS))
+    store = wsgi.registry.getUtility(ISecurityPolicy).manager.store
+    EVENTS.clear()
+    app.post("/login", {"key": ALICE})
+    store.reset()
+    app.post("/logout")
+    assert store.calls == {"get": 1, "revoke": 1}  # the verify read, then the logout
+    assert [(e.key, e.reason) for e in EVENTS if isinstance(e, SessionEnded)] == [
+        (ALICE, "logout")
+    ]
+
+
 # --- Re-authentication -----------------------------------------------------------------
 
 
@@ -317,6 +331,24 @@ def test_reject_refuses_a_login_past_the_cap(make_app: Factory) -> None:
     third.log_in(status=303)
 
 
+@pytest.mark.parametrize("policy", ["evict", "reject"])
+def test_forged_cookies_of_the_key_never_raise_the_cap(make_app: Factory, policy: str) -> None:
+    # The key digest is no secret: cookies naming it with made-up sessions are
+    # anyone's to send, and must not count as sessions that make room.
+    app = make_app(max_sessions=2, max_sessions_policy=policy)
+    first, second = app.browser(), app.browser()
+    first.log_in()
+    second.log_in()
+    digest = first.cookies["__Host-jeff"].split(".")[0]
+    forged = "; ".join(f"__Host-jeff={Credential.mint(ALICE).encode()}" for _ in range(10))
+    assert forged.count(digest) == 10
+    attacker = app.browser()
+    for _ in range(3):
+        res = attacker.post("/login", {"key": ALICE}, headers={"Cookie": forged}, status="*")
+        assert res.status_int == (409 if policy == "reject" else 303)
+    assert len(app.manager.sessions(ALICE)) == 2
+
+
 def test_reject_raises_from_the_manager_too(store_url: str) -> None:
     wsgi = account_app.make_app(
         {"jeff.store": store_url, "jeff.max_sessions": "1", "jeff.max_sessions_policy": "reject"}
@@ -397,6 +429,12 @@ def test_the_login_page_tells_why_the_session_ended(make_app: Factory) -> None:
     app.post("/logout")
     # The cookie of a session that was logged out: nothing left to tell.
     assert app.get("/login", headers=cookie_header(cookie)).json["reason"] == "ended"
+
+
+def test_a_query_string_that_is_not_utf8_is_no_reason_and_no_500(make_app: Factory) -> None:
+    app = make_app()
+    res = app.get("/home?x=%ff&jeff_reason=%ff", status=303)
+    assert where(res) == ("/login", {"next": ["/home?x=%ff&jeff_reason=%ff"]})
 
 
 def test_the_reason_survives_the_redirect_and_is_never_taken_blindly(make_app: Factory) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 import shutil
 import subprocess
 import time
@@ -16,12 +15,13 @@ import pytest
 import redis
 
 from pyramid_jeff import RedisStore, SessionManager, StoreUnavailable
-from pyramid_jeff.credentials import key_digest, new_session_id
+from pyramid_jeff.credentials import key_digest
 from pyramid_jeff.errors import TooManySessions
 from pyramid_jeff.redis_store import SLOTS, _slot_tags, key_slot
 from pyramid_jeff.session import Session, pack_record
 
 from .conftest import need
+from .helpers import stored_session
 from .redis_server import RedisServer
 
 T0 = 1_800_000_000_000
@@ -95,14 +95,7 @@ def store(cluster_url: str) -> Iterator[RedisStore]:
 def make_session(
     key: str, *, created: int, lifetime: int = DAY, last_seen: int | None = None
 ) -> Session:
-    return Session(
-        key=key,
-        id=new_session_id(),
-        created_ms=created,
-        last_seen_ms=created if last_seen is None else last_seen,
-        expires_ms=created + lifetime,
-        token_digest=secrets.token_bytes(32),
-    )
+    return stored_session(key, created=created, lifetime=lifetime, last_seen=last_seen)
 
 
 def add(store: RedisStore, s: Session, *, max_sessions: int = 32, **kw: Any) -> list[str]:

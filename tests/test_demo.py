@@ -757,11 +757,12 @@ def test_admin_signs_out_everyone_after_confirming(browser: Browser) -> None:
     assert "This ends all 4 live session(s) of 2 user(s)" in page.text
     assert all(b.get("/users").status_int == 200 for b in (alice_phone, *bobs))
     res = page.forms["everyone-form"].submit()
-    assert location(res) == ("/admin", {})
+    assert location(res) == ("/login", {})
     page = res.follow()
-    assert "Everyone is signed out, you too; this browser has a new session." in page.text
-    # This browser is signed in again, with a session of its own made after the cutoff.
-    after = this_session_id(alice)
+    assert "Everyone is signed out, you too: sign in again." in page.text
+    # This browser too must sign in again, with its password.
+    sent_to_login(alice.get("/users"), None)
+    after = this_session_id(logged_in(alice, ALICE))
     assert after != before
     assert audit_entries(alice.get("/admin"))[:2] == [
         ("created", ALICE, after, ""),

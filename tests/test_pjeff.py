@@ -213,6 +213,10 @@ def _module_store_url(
         client.flushdb()
         client.close()
         return url
+    if kind == "memcached":
+        url = request.getfixturevalue("memcached_url")
+        request.getfixturevalue("memcached_server").flush()
+        return url
     if kind == "sqlite":
         return f"sqlite:///{tmp / 'sessions.sqlite'}"
     try:
@@ -222,7 +226,7 @@ def _module_store_url(
         raise
 
 
-@pytest.fixture(scope="module", params=["redis", "sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["redis", "memcached", "sqlite", "postgresql"])
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
@@ -426,3 +430,20 @@ def test_durations_and_json() -> None:
     assert _json_default(b"ok\xff") == "ok\\xff"
     with pytest.raises(TypeError):
         _json_default(object())
+
+
+def test_a_reader_that_goes_away_is_no_traceback(site: Site) -> None:
+    # `pjeff ... list KEY | head`: the output pipe closes before pjeff writes to it.
+    key = "pipe@example.com"
+    site.login(key)
+    read, write = os.pipe()
+    os.close(read)
+    saved = sys.stdout
+    sys.stdout = os.fdopen(write, "w", buffering=1)
+    try:
+        rc = main(["pjeff", site.ini, "list", key])
+    finally:
+        broken, sys.stdout = sys.stdout, saved
+        with contextlib.suppress(OSError):
+            broken.close()
+    assert rc == 141

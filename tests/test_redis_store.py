@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -17,12 +16,12 @@ import redis
 from pyramid.interfaces import ISecurityPolicy
 
 from pyramid_jeff import RedisStore, SessionManager, StoreUnavailable
-from pyramid_jeff.credentials import Credential, key_digest, new_session_id
+from pyramid_jeff.credentials import Credential, key_digest
 from pyramid_jeff.errors import TooManySessions
 from pyramid_jeff.session import TOMBSTONE_MS, Session, pack_meta, pack_record
 
 from .conftest import AppFactory, JeffTestApp
-from .helpers import Clock, cookie_value, fresh_client, set_cookies
+from .helpers import Clock, cookie_value, fresh_client, set_cookies, stored_session
 from .redis_server import RedisServer
 from .slow_proxy import SlowProxy
 
@@ -443,15 +442,7 @@ def make_session(
     last_seen: int | None = None,
     **fields: Any,
 ) -> Session:
-    return Session(
-        key=key,
-        id=new_session_id(),
-        created_ms=created,
-        last_seen_ms=created if last_seen is None else last_seen,
-        expires_ms=created + lifetime,
-        token_digest=secrets.token_bytes(32),
-        **fields,
-    )
+    return stored_session(key, created=created, lifetime=lifetime, last_seen=last_seen, **fields)
 
 
 def add(

@@ -34,6 +34,7 @@ from pyramid_jeff.session import TOMBSTONE_MS, Session, pack_meta
 from pyramid_jeff.sql_store import SQLStore, jeff_sessions, make_table
 
 from .conftest import clean_store_url
+from .helpers import stored_session
 from .tcp_proxy import TcpProxy
 
 ALICE = "alice@example.com"
@@ -75,14 +76,7 @@ def raw(sql_url: str) -> Iterator[sa.Engine]:
 def session(
     key: str = ALICE, *, created: int = T0, lifetime: int = HOUR, last_seen: int | None = None
 ) -> Session:
-    return Session(
-        key=key,
-        id=new_session_id(),
-        created_ms=created,
-        last_seen_ms=created if last_seen is None else last_seen,
-        expires_ms=created + lifetime,
-        token_digest=secrets.token_bytes(32),
-    )
+    return stored_session(key, created=created, lifetime=lifetime, last_seen=last_seen)
 
 
 def add(
@@ -129,14 +123,17 @@ def live_ids(store: SQLStore, key: str = ALICE) -> set[str]:
 
 
 class Statements:
-    """The SQL statements the store sends, recorded with ``before_cursor_execute``."""
+    """The SQL statements the store sends from this thread, recorded with
+    ``before_cursor_execute`` (the automatic sweep's own thread is not counted)."""
 
     def __init__(self, store: SQLStore | sa.Engine) -> None:
         self.engine = store if isinstance(store, sa.Engine) else store._given_engine
         self.sent: list[str] = []
+        self.thread = threading.get_ident()
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.sent.append(" ".join(statement.split()))
+        if threading.get_ident() == self.thread:
+            self.sent.append(" ".join(statement.split()))
 
     def __enter__(self) -> Statements:
         sa.event.listen(self.engine, "before_cursor_execute", self._record)
@@ -470,7 +467,10 @@ def test_concurrent_logins_of_an_empty_key_all_land(store: SQLStore) -> None:
         assert len(store.list(key_digest(key))) == 6
 
 
-def test_concurrent_touches_and_revokes_never_resurrect(store: SQLStore) -> None:
+@pytest.mark.parametrize("tombstone", [False, True], ids=["logout", "operator"])
+def test_concurrent_touches_and_revokes_never_resurrect(store: SQLStore, tombstone: bool) -> None:
+    """Three threads refresh sessions while they are revoked: deleted ones stay gone,
+    tombstones stay tombstones (touch never rewrites one)."""
     digest = key_digest(ALICE)
     sessions = [session() for _ in range(20)]
     for s in sessions:
@@ -493,14 +493,20 @@ def test_concurrent_touches_and_revokes_never_resurrect(store: SQLStore) -> None
         toucher.start()
     try:
         for s in sessions:
-            assert store.revoke(digest, s.id, now_ms=T0, idle_timeout_ms=0)
+            assert store.revoke(digest, s.id, now_ms=T0, idle_timeout_ms=0, tombstone=tombstone)
+        stones = {s.id: store.get(digest, s.id) for s in sessions}
+        time.sleep(0.2)  # the touchers go on
     finally:
         stop.set()
         for toucher in touchers:
             toucher.join(30)
     assert errors == []
-    assert store.list(digest) == []
-    assert all(store.get(digest, s.id) is None for s in sessions)
+    if tombstone:
+        assert all(stone is not None and stone.ended == "revoked" for stone in stones.values())
+        assert {s.id: s for s in store.list(digest)} == stones
+    else:
+        assert store.list(digest) == []
+        assert all(store.get(digest, s.id) is None for s in sessions)
 
 
 # -- beside the application's transaction ----------------------------------------------
@@ -972,41 +978,6 @@ def test_a_refused_login_rolls_back_and_keeps_its_connection(
     started = time.monotonic()
     assert add(store, session(created=T0 + 3), max_sessions=3, evict=False) == []
     assert time.monotonic() - started < store.timeout
-
-
-def test_concurrent_touches_never_change_a_tombstone(store: SQLStore) -> None:
-    digest = key_digest(ALICE)
-    sessions = [session() for _ in range(20)]
-    for s in sessions:
-        add(store, s, max_sessions=100)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def touch() -> None:
-        seen = T0
-        try:
-            while not stop.is_set():
-                seen += 1
-                for s in sessions:
-                    store.touch(digest, s.id, seen, min_interval_ms=0)
-        except BaseException as exc:
-            errors.append(exc)
-
-    touchers = [threading.Thread(target=touch) for _ in range(3)]
-    for toucher in touchers:
-        toucher.start()
-    try:
-        for s in sessions:
-            assert store.revoke(digest, s.id, now_ms=T0, idle_timeout_ms=0, tombstone=True)
-        stones = {s.id: store.get(digest, s.id) for s in sessions}
-        time.sleep(0.2)  # the touchers go on
-    finally:
-        stop.set()
-        for toucher in touchers:
-            toucher.join(30)
-    assert errors == []
-    assert all(stone is not None and stone.ended == "revoked" for stone in stones.values())
-    assert {s.id: s for s in store.list(digest)} == stones
 
 
 # -- the upgrade of a table made before tombstones --------------------------------------

@@ -21,6 +21,8 @@ from pyramid_jeff.errors import TooManySessions
 from pyramid_jeff.session import TOMBSTONE_MS, Session, pack_meta
 from pyramid_jeff.store import SessionStore
 
+from .helpers import stored_session
+
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 HOUR = 3_600_000
@@ -40,13 +42,12 @@ def session(
     session_id: str | None = None,
     **fields: Any,
 ) -> Session:
-    return Session(
-        key=key,
-        id=session_id or new_session_id(),
-        created_ms=created,
-        last_seen_ms=created if last_seen is None else last_seen,
-        expires_ms=created + lifetime,
-        token_digest=secrets.token_bytes(32),
+    return stored_session(
+        key,
+        created=created,
+        lifetime=lifetime,
+        last_seen=last_seen,
+        session_id=session_id,
         **fields,
     )
 

@@ -39,7 +39,7 @@ _NOTICES = {
     "ended-others": "Signed out {n} other device(s).",
     "ended-all": "Ended {n} session(s) of {user}.",
     "ended-session": "Ended that session of {user}.",
-    "everyone": "Everyone is signed out, you too; this browser has a new session.",
+    "everyone": "Everyone is signed out, you too: sign in again.",
     "password-changed": "Your password is changed.",
     "password-changed-others": "Your password is changed. Signed out {n} other device(s).",
 }
@@ -471,12 +471,11 @@ def admin_everyone_form(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="admin_everyone", request_method="POST", permission="admin")
 def admin_everyone(request: Request) -> HTTPSeeOther:
-    email = request.authenticated_userid
     # Every session of every user ends at once, without listing them (ASVS 7.4.5: e.g. after
-    # a leak). The admin's own session ends too; this browser is signed in again at once.
+    # a leak). The admin's own session too: signing this browser in again without a
+    # password would hand whoever stands at it a fresh login.
     request.jeff.revoke_everyone()
-    headers = remember(request, email, meta={"login_method": "password"})
-    return _see_other(request, request.route_path("admin"), headers, notice="everyone")
+    return _see_other(request, request.route_path("login"), forget(request), notice="everyone")
 
 
 # --- errors ----------------------------------------------------------------------------------
