@@ -23,7 +23,7 @@ from .cookies import CookieProfile
 from .credentials import Credential
 from .csrf import JeffCSRFStoragePolicy
 from .derivers import passive, recent_login
-from .errors import StoreUnavailable, TooManySessions
+from .errors import ReauthenticationRequired, StoreUnavailable, TooManySessions
 from .events import EveryoneRevoked, RegistryEvents, SessionCreated, SessionEnded
 from .manager import SessionManager
 from .memory_store import MemoryStore
@@ -33,7 +33,7 @@ from .redis_store import RedisStore
 from .request import find_state
 from .session import Session
 from .settings import JeffSettings, parse_settings
-from .store import SessionStore
+from .store import STORE_METHODS, SessionStore
 from .tween import response_subscriber
 from .views import ForbiddenView, login_reason, store_unavailable_view
 
@@ -48,6 +48,7 @@ __all__ = [
     "JeffCSRFStoragePolicy",
     "JeffSecurityPolicy",
     "MemoryStore",
+    "ReauthenticationRequired",
     "RedisStore",
     "Session",
     "SessionCreated",
@@ -87,9 +88,11 @@ def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionS
     if callable(settings.store):
         store = settings.store(raw_settings)
         if not isinstance(store, SessionStore):
+            missing = [name for name in STORE_METHODS if not callable(getattr(store, name, None))]
+            lacking = ", ".join(missing) or "the right methods"
             raise ConfigurationError(
-                "jeff.store: the factory did not return a store "
-                f"(got {type(store).__name__}; see pyramid_jeff.SessionStore)"
+                "jeff.store: the factory did not return a store (got "
+                f"{type(store).__name__}, without {lacking}; see pyramid_jeff.SessionStore)"
             )
         return store
     kind = settings.store_kind
@@ -159,9 +162,10 @@ def _autocommitted(config: Configurator) -> Configurator:
     return Configurator(registry=config.registry, package=config.package, autocommit=True)
 
 
-def _has_forbidden_view(registry: Registry) -> bool:
-    """Whether the application registered a forbidden view without predicates."""
-    required = (IExceptionViewClassifier, IRequest, implementedBy(HTTPForbidden))
+def _has_exception_view(registry: Registry, context: type[Exception]) -> bool:
+    """Whether the application registered a view without predicates for exactly
+    ``context`` (a forbidden view: ``HTTPForbidden``)."""
+    required = (IExceptionViewClassifier, IRequest, implementedBy(context))
     for view_type in (IView, ISecuredView, IMultiView):
         view = registry.adapters.registered(required, view_type, "")
         if view is None:
@@ -172,9 +176,15 @@ def _has_forbidden_view(registry: Registry) -> bool:
     return False
 
 
-def _add_default_forbidden_view(config: Configurator, view: ForbiddenView) -> None:
-    if not _has_forbidden_view(config.registry):
-        _autocommitted(config).add_forbidden_view(view)
+def _add_default_views(config: Configurator, view: ForbiddenView, redirect: Any) -> None:
+    registering = _autocommitted(config)
+    if not _has_exception_view(config.registry, HTTPForbidden):
+        registering.add_forbidden_view(view)
+    # A login too old for a jeff_recent_login view is sent to log in again, as an
+    # anonymous request would be, even where the application's own forbidden view
+    # (which sees an authenticated request) would answer 403.
+    if not _has_exception_view(config.registry, ReauthenticationRequired):
+        registering.add_exception_view(redirect or view, context=ReauthenticationRequired)
 
 
 def includeme(config: Configurator) -> None:
@@ -326,10 +336,11 @@ def includeme(config: Configurator) -> None:
     config.add_tween("pyramid_jeff.tween.jeff_tween_factory", under=INGRESS)
     # Our forbidden view is a default: registered once the whole configuration is known,
     # and only where the application registered no forbidden view of its own (in
-    # main, in a module it includes before or after us, or by a scan).
+    # main, in a module it includes before or after us, or by a scan); the same for
+    # the view of ReauthenticationRequired.
     config.action(
         ("pyramid_jeff", "default forbidden view"),
-        lambda: _add_default_forbidden_view(config, ForbiddenView(settings.login_url)),
+        lambda: _add_default_views(config, ForbiddenView(settings.login_url), settings.redirect),
         order=LAST_ACTION_ORDER,
     )
     # Logins and cache headers are settled last: after response callbacks and after

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPForbidden
 
+from .errors import ReauthenticationRequired
 from .request import HAS_PASSIVE_VIEWS, PASSIVE, REAUTHENTICATE
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ View = Callable[[Any, "Request"], Any]
 def recent_login(view: View, info: IViewDeriverInfo) -> View:
     """``jeff_recent_login=SECONDS``: the session must have logged in at most that long
     ago ("sudo mode" before changing a password), else the request is handled as an
-    anonymous request to a forbidden view: sent to ``jeff.login_url`` with ``next`` and
+    anonymous request to a forbidden view: :class:`~pyramid_jeff.ReauthenticationRequired`
+    is raised, whose default view sends it to ``jeff.login_url`` with ``next`` and
     ``jeff_reason=reauthenticate`` (401 for XHR/JSON). A new login satisfies it."""
     seconds = info.options.get("jeff_recent_login")
     if seconds is None:
@@ -47,7 +49,7 @@ def recent_login(view: View, info: IViewDeriverInfo) -> View:
             raise HTTPForbidden()
         if request.jeff.clock() - session.created_ms > window_ms:
             request.__dict__[REAUTHENTICATE] = True
-            raise HTTPForbidden()
+            raise ReauthenticationRequired()
         return view(context, request)
 
     return recent_login_view

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pyramid.httpexceptions import HTTPForbidden
+
 
 class StoreUnavailable(Exception):
     """The session store could not answer (connection refused, timeout, read-only replica).
@@ -26,3 +28,13 @@ class TooManySessions(Exception):
         )
         self.key = key
         self.max_sessions = max_sessions
+
+
+class ReauthenticationRequired(HTTPForbidden):  # type: ignore[misc]  # pyramid is untyped
+    """A ``jeff_recent_login`` view refused a session that logged in too long ago.
+
+    An ``HTTPForbidden``, handled by an exception view of its own: pyramid_jeff's
+    (to ``jeff.login_url`` with ``next`` and ``jeff_reason=reauthenticate``; 401 for
+    XHR/JSON), or ``jeff.redirect`` when set, unless the application registers one
+    for it (``config.add_exception_view(view, context=ReauthenticationRequired)``).
+    """

@@ -116,6 +116,7 @@ class SessionManager:
         replacing: Credential | None = None,
         max_age: int | None = None,
         ending: Sequence[Credential] = (),
+        evict: bool | None = None,
     ) -> tuple[Session, Credential]:
         """Log ``key`` in: store a new session and return it with its credential.
 
@@ -127,8 +128,9 @@ class SessionManager:
         ``ending`` are credentials the caller ends soon after: those of this key do not
         count against ``max_sessions``, so that they, not another device, make room.
         Validation errors (``TypeError``/``ValueError``) are raised before any write;
-        :class:`~pyramid_jeff.TooManySessions` when the policy is ``reject`` and the
-        key is full (nothing is written then).
+        :class:`~pyramid_jeff.TooManySessions` when the key is full and the policy is
+        ``reject`` (or ``evict=False``; ``None``: the policy's choice). Nothing is
+        written then.
         """
         text_key = normalize_key(key)
         lifetime_ms = self.max_age_ms if max_age is None else check_max_age(max_age) * 1000
@@ -159,7 +161,7 @@ class SessionManager:
                 idle_timeout_ms=self.idle_timeout_ms,
                 replace_id=replaced.session_id if replaced else None,
                 replace_token_digest=replaced.token_digest() if replaced else None,
-                evict=self.max_sessions_policy == "evict",
+                evict=self.max_sessions_policy == "evict" if evict is None else evict,
             )
         except TooManySessions:
             raise TooManySessions(text_key, self.max_sessions) from None

@@ -998,11 +998,11 @@ class MemcachedStore:
                 return False
             if key is not None and stored is not None and stored.key != key:
                 return False
-            if tombstone and stored is not None and stored.ended is not None:
-                return False  # already a tombstone: it keeps telling its browser why
             cutoff = _parse_cutoff(got.get(self.cutoff_key(), (None, None))[0])
             current = _current(value, _parse_marker(got, marker_name).gen, cutoff)
             shown = None if stored is None else _shown(stored, current, cutoff)
+            if tombstone and shown is not None and shown.ended is not None:
+                return False  # already a tombstone: it keeps telling its browser why
             was_live = shown is not None and shown.is_live(now_ms, idle_timeout_ms)
             new, exptime = TOMBSTONE, TOMBSTONE_TTL
             if tombstone and was_live and stored is not None:
@@ -1132,9 +1132,9 @@ class MemcachedStore:
                 return _KEPT  # another key's session: it stays listed
             if stored is None or not _current(value, gen, cutoff):
                 return _DOOMED  # nobody's (unreadable), or of an ended generation or epoch
-            if stored.ended is not None:
-                return _KEPT  # a tombstone keeps telling its browser why
             shown = _shown(stored, True, cutoff)
+            if shown is not None and shown.ended is not None:
+                return _KEPT  # a tombstone (or one revoke_everyone ended) keeps telling why
             if shown is None or not shown.is_live(now_ms, idle_timeout_ms):
                 return _DOOMED
             new, exptime = _stone(value[:PREFIX_BYTES], stored, "revoked", now_ms)

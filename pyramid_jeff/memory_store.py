@@ -19,7 +19,6 @@ from __future__ import annotations
 import builtins
 import heapq
 import threading
-from dataclasses import replace
 from typing import Any
 
 from .errors import TooManySessions
@@ -180,7 +179,7 @@ class MemoryStore:
             live = self._live(stored, now_ms, idle_timeout_ms)
             if tombstone and live:
                 sessions[session_id] = stored.tombstone("revoked", now_ms)
-            elif tombstone and stored.ended is not None:
+            elif tombstone and self._cut(stored).ended is not None:
                 pass  # already a tombstone: it keeps telling its browser why
             else:
                 del sessions[session_id]
@@ -208,7 +207,7 @@ class MemoryStore:
                 if self._live(stored, now_ms, idle_timeout_ms):
                     sessions[stored.id] = stored.tombstone("revoked", now_ms)
                     ended.append(stored.id)
-                elif stored.ended is None:
+                elif self._cut(stored).ended is None:
                     del sessions[stored.id]
             if not sessions:
                 self._forget_key(key_digest)
@@ -235,7 +234,7 @@ class MemoryStore:
     def _cut(self, stored: Session) -> Session:
         """``stored``, as a tombstone when revoke_everyone ended it."""
         if stored.created_ms <= self._everyone_ms and stored.ended is None:
-            return replace(stored, ended="revoked")
+            return stored.tombstone("revoked", self._everyone_ms)
         return stored
 
     def _live(self, stored: Session, now_ms: int, idle_timeout_ms: int) -> bool:
@@ -326,7 +325,7 @@ class MemoryStore:
             self._sessions.pop(key_digest, None)
             return 0
         idle_ms = self._idle_ms.get(key_digest, 0)
-        dead = [sid for sid, s in sessions.items() if _swept(s, now_ms, idle_ms)]
+        dead = [sid for sid, s in sessions.items() if _swept(self._cut(s), now_ms, idle_ms)]
         for session_id in dead:
             garbage.append(sessions.pop(session_id))
         self.swept += len(dead)

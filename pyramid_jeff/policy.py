@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from zope.interface import implementer
 
 from .cookies import CookieProfile
 from .credentials import Credential
-from .errors import StoreUnavailable
+from .errors import StoreUnavailable, TooManySessions
 from .events import EndReason
 from .manager import SessionManager
 from .privacy import recorded_ip
@@ -160,30 +161,42 @@ class JeffSecurityPolicy:
         # leaves it logged in as before, not logged out. The key may hold one more
         # session meanwhile. Elsewhere (a script), they end at once.
         deferred = bool(request.__dict__.get(SETTLED_BY_TWEEN))
-        # Only the session verified live makes room for the new one: anyone can forge
-        # cookies of a key (its digest is no secret), and those must not raise the cap.
-        verified = state.load(self.manager) if deferred and state.credential else None
-        making_room = [state.credential] if verified is not None and state.credential else []
-        manager = self.manager.bind(request)
-        session, credential = manager.create(
+        login = functools.partial(
+            self.manager.bind(request).create,
             userid,
             meta=meta,
             ip=recorded_ip(request.remote_addr, self.record_ip),
             user_agent=request.user_agent if self.record_user_agent else None,
             max_age=max_age,
             replacing=None if deferred else state.credential,
-            ending=making_room,
         )
+        session, credential = self._log_in(state, login) if deferred else login()
         if deferred:
             state.created.append(credential)
             state.replaced.extend(c for c in carried if c not in state.replaced)
         else:
             for duplicate in state.duplicates:
-                manager.end(duplicate, reason="replaced")
+                self.manager.bind(request).end(duplicate, reason="replaced")
         state.replace(session, credential)
         request.__dict__.pop("jeff_session", None)  # let the reified property see it
         lifetime = (session.expires_ms - session.created_ms) // 1000 if persistent else None
         return [self.cookie.set_header(credential.encode(), lifetime)]
+
+    def _log_in(
+        self, state: RequestState, login: Callable[..., tuple[Session, Credential]]
+    ) -> tuple[Session, Credential]:
+        """A login whose carried session ends later (settle_logins): that session, not
+        another device, makes room at the cap, but only once it is known live. Anyone
+        can forge cookies of a key (its digest is no secret), and those must not raise
+        the cap; a read to learn it is made only when the key is full."""
+        if state.credential is None:
+            return login()
+        if state.loaded:
+            return login(ending=[state.credential] if state.session else [])
+        try:
+            return login(evict=False)
+        except TooManySessions:
+            return login(ending=[state.credential] if state.load(self.manager) else [])
 
     def settle_logins(self, request: Request, response: Response | None) -> None:
         """After the response is known (``None``: an exception propagates): end the
@@ -211,7 +224,7 @@ class JeffSecurityPolicy:
         manager = self.manager.bind(request)
         for credential, reason in to_end.items():
             try:
-                manager.end(credential, reason=reason)
+                manager.end(credential, reason=reason, key=state.keys.get(credential.session_id))
             except StoreUnavailable as exc:
                 log.warning("could not end a replaced or undelivered session: %s", exc)
 
@@ -235,14 +248,9 @@ class JeffSecurityPolicy:
         manager = self.manager.bind(request)
         # Logging out ends at once whatever this browser holds, including a login of
         # this same request not yet settled.
-        verified = state.session if state.loaded else None
         for credential in (state.credential, *state.duplicates, *state.replaced):
-            if credential is None:
-                continue
-            key = None
-            if verified is not None and verified.id == credential.session_id:
-                key = verified.key  # known: no read to tell subscribers whose it was
-            manager.end(credential, key=key)
+            if credential is not None:
+                manager.end(credential, key=state.keys.get(credential.session_id))
         state.created, state.replaced = [], []
         state.replace(None, None)
         request.__dict__.pop("jeff_session", None)

@@ -47,6 +47,7 @@ class RequestState:
         "error",
         "handed_out",
         "identity",
+        "keys",
         "loaded",
         "principals",
         "replaced",
@@ -79,6 +80,9 @@ class RequestState:
         self.touch_due = False
         # Why the credential proves no live session (see SessionManager.check).
         self.end_reason: str | None = None
+        # Session id -> key of the sessions this request verified or created: ending
+        # them later needs no read to tell subscribers whose they were.
+        self.keys: dict[str, str] = {}
         # Sessions remember() created in this request whose cookie may not reach the
         # browser (the view may still fail), and those they replace, ended only once it
         # does: see JeffSecurityPolicy.settle_logins.
@@ -107,12 +111,16 @@ class RequestState:
                 except StoreUnavailable as exc:
                     self.error = exc
                     raise
-                self.touch_due = self.session is not None and manager.touch_due(self.session)
+                if self.session is not None:
+                    self.keys[self.session.id] = self.session.key
+                    self.touch_due = manager.touch_due(self.session)
             self.loaded = True
         return self.session
 
     def replace(self, session: Session | None, credential: Credential | None) -> None:
         """After remember()/forget(): this request now carries ``session``."""
+        if session is not None:
+            self.keys[session.id] = session.key
         self.session = session
         self.credential = credential
         self.duplicates = ()

@@ -120,3 +120,16 @@ class SessionStore(Protocol):
     def close(self) -> None:
         """Release connections (a no-op where there are none)."""
         ...
+
+
+# What a store must have, in the order a missing one is named at start-up.
+STORE_METHODS = (
+    "create",
+    "get",
+    "touch",
+    "list",
+    "revoke",
+    "revoke_all",
+    "revoke_everyone",
+    "close",
+)

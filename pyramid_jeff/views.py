@@ -13,7 +13,7 @@ from pyramid.httpexceptions import (
     HTTPUnauthorized,
 )
 
-from .errors import StoreUnavailable
+from .errors import ReauthenticationRequired, StoreUnavailable
 from .redirects import safe_return_path
 from .request import REAUTHENTICATE, RequestState, find_state
 
@@ -42,16 +42,21 @@ def wants_json(request: Request) -> bool:
 
 
 class ForbiddenView:
-    """Anonymous: redirect to the login page with ``next``; API clients: 401; else 403."""
+    """Anonymous (or a login too old for ``jeff_recent_login``): redirect to the login
+    page with ``next``; XHR/JSON and bearer clients: 401; else 403."""
 
     def __init__(self, login_url: str) -> None:
         self.login_url = login_url
         self.login_path = urlsplit(login_url).path or "/"
 
     def __call__(self, exc: HTTPForbidden, request: Request) -> Response:
-        reauthenticate = bool(request.__dict__.get(REAUTHENTICATE))
+        reauthenticate = isinstance(exc, ReauthenticationRequired)
         if request.is_authenticated and not reauthenticate:
             return exc
+        state = find_state(request)
+        if state is not None and state.bearer:
+            # An API client (RFC 6750): its credential is missing, dead or ambiguous.
+            return HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         if wants_json(request):
             return HTTPUnauthorized()
         if request.path == self.login_path:

@@ -5,12 +5,13 @@ credential."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pyramid.authorization import Allow, Authenticated
 from pyramid.config import Configurator
 from pyramid.events import subscriber
-from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.httpexceptions import HTTPFound, HTTPSeeOther
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import forget, remember
@@ -42,6 +43,8 @@ def login_page(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="login", request_method="POST")
 def login(request: Request) -> Response:
+    if request.POST.get("as_before") and request.authenticated_userid is not None:
+        pass  # a view that looks at who is logged in before logging in again
     try:
         headers = remember(request, request.POST["key"])
     except TooManySessions as exc:
@@ -119,7 +122,23 @@ def fail_after_login(request: Request) -> Response:
     raise RuntimeError("the view fails after remember()")
 
 
-def make_app(settings: dict[str, Any], *, csrf: bool = False, tm: bool = False) -> Any:
+def custom_redirect(request: Request) -> Response:
+    """A ``jeff.redirect`` view: the application's own way to the login page."""
+    return HTTPFound(location=f"https://example.com/custom-login?why={request.jeff_login_reason}")
+
+
+@view_config(route_name="nowhere_allowed", permission="nobody has it")
+def nowhere_allowed(request: Request) -> str:
+    return "never"
+
+
+def make_app(
+    settings: dict[str, Any],
+    *,
+    csrf: bool = False,
+    tm: bool = False,
+    configure: Callable[[Configurator], None] | None = None,
+) -> Any:
     config = Configurator(settings=settings, root_factory=Root)
     if tm:
         config.include("pyramid_tm")
@@ -136,7 +155,10 @@ def make_app(settings: dict[str, Any], *, csrf: bool = False, tm: bool = False) 
         ("email", "/email"),
         ("everyone", "/everyone"),
         ("fail_after_login", "/fail-after-login"),
+        ("nowhere_allowed", "/nowhere-allowed"),
     ]:
         config.add_route(name, path)
     config.scan("tests.account_app")
+    if configure is not None:
+        configure(config)
     return config.make_wsgi_app()

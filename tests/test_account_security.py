@@ -63,10 +63,17 @@ def store_url(request: pytest.FixtureRequest) -> str:
     return clean_store_url(request, request.param)
 
 
-def build_app(store_url: str, *, require_csrf: bool = False, tm: bool = False, **jeff: Any) -> App:
+def build_app(
+    store_url: str,
+    *,
+    require_csrf: bool = False,
+    tm: bool = False,
+    configure: Callable[[Any], None] | None = None,
+    **jeff: Any,
+) -> App:
     settings = {"jeff.store": store_url, "jeff.login_url": "/login"}
     settings.update({f"jeff.{name}": str(value) for name, value in jeff.items()})
-    wsgi = account_app.make_app(settings, csrf=require_csrf, tm=tm)
+    wsgi = account_app.make_app(settings, csrf=require_csrf, tm=tm, configure=configure)
     app = App(wsgi, extra_environ=dict(HTTPS))
     app.manager = wsgi.registry.getUtility(ISecurityPolicy).manager
     return app
@@ -204,6 +211,18 @@ def test_a_logout_tells_its_subscribers_whose_session_ended_without_another_read
     ]
 
 
+def test_a_login_again_tells_whose_session_it_replaced_without_another_read() -> None:
+    wsgi = account_app.make_app({"jeff.store": "pyramid_jeff.testing.counting_store"})
+    app = webtest.TestApp(wsgi, extra_environ=dict(HTTPS))
+    store = wsgi.registry.getUtility(ISecurityPolicy).manager.store
+    app.post("/login", {"key": ALICE})
+    EVENTS.clear()
+    store.reset()
+    app.post("/login", {"key": ALICE, "as_before": "1"})
+    assert store.calls == {"get": 1, "create": 1, "revoke": 1}
+    assert [e.reason for e in EVENTS if isinstance(e, SessionEnded)] == ["replaced"]
+
+
 # --- Re-authentication -----------------------------------------------------------------
 
 
@@ -234,6 +253,36 @@ def test_recent_login_of_an_anonymous_request_is_the_usual_redirect() -> None:
     app = build_app("memory://")
     res = app.get("/password", status=303)
     assert where(res) == ("/login", {"next": ["/password"]})
+
+
+def test_recent_login_wins_over_the_apps_own_forbidden_view() -> None:
+    # The application's forbidden view sees an authenticated request and would answer
+    # 403; a login too old for the view is sent to log in again all the same.
+    from pyramid.httpexceptions import HTTPForbidden
+    from pyramid.response import Response
+
+    def own_forbidden(exc: HTTPForbidden, request: Any) -> Response:
+        return Response("the app's own 403", status=403)
+
+    def configure(config: Any) -> None:
+        config.add_forbidden_view(own_forbidden)
+
+    app = build_app("memory://", configure=configure)
+    clock = Clock(app.manager)
+    app.log_in()
+    clock.advance(301)
+    res = app.get("/password", status=303)
+    assert where(res) == ("/login", {"next": ["/password"], "jeff_reason": ["reauthenticate"]})
+    assert app.get("/nowhere-allowed", status=403).text == "the app's own 403"
+
+
+def test_recent_login_goes_to_jeff_redirect_when_set() -> None:
+    app = build_app("memory://", redirect="tests.account_app.custom_redirect")
+    clock = Clock(app.manager)
+    app.log_in()
+    clock.advance(301)
+    res = app.get("/password", status=302)
+    assert res.headers["Location"] == "https://example.com/custom-login?why=reauthenticate"
 
 
 @pytest.mark.parametrize("value", [0, -5, "300", 2.5, True])
@@ -522,9 +571,10 @@ def test_a_bearer_credential_is_verified_like_the_cookie(make_app: Factory) -> N
     assert client.get("/home", headers=bearer(token)).text == f"home of {ALICE}"
     assert client.get("/home", headers={"Authorization": f"bearer  {token}"}).status_int == 200
     app.manager.revoke_all(ALICE)
-    res = client.get("/home", headers=bearer(token), status=303)
+    # An API client is told so as RFC 6750 says, never sent to an HTML login page.
+    res = client.get("/home", headers=bearer(token), status=401)
+    assert res.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     assert "Set-Cookie" not in res.headers  # no cookie to expire
-    client.get("/home", headers={**bearer(token), "Accept": "application/json"}, status=401)
 
 
 def test_bearer_is_off_by_default() -> None:
@@ -553,7 +603,9 @@ def test_malformed_bearer_headers_are_anonymous_without_a_store_call(header: str
     store = wsgi.registry.getUtility(ISecurityPolicy).manager.store
     store.reset()
     other = webtest.TestApp(wsgi, extra_environ=dict(HTTPS))
-    other.get("/home", headers={"Authorization": header.format(token=token)}, status=303)
+    sent = header.format(token=token)
+    expected = 401 if sent.startswith("Bearer ") else 303  # else not ours: the usual redirect
+    other.get("/home", headers={"Authorization": sent}, status=expected)
     assert store.calls == {}
 
 
@@ -562,7 +614,7 @@ def test_a_cookie_and_a_bearer_credential_together_are_refused(make_app: Factory
     token = api_token(app, BOB)
     app.log_in()  # this browser now also holds a cookie
     assert app.get("/home").text == f"home of {ALICE}"
-    res = app.get("/home", headers=bearer(token), status=303)
+    res = app.get("/home", headers=bearer(token), status=401)
     assert "Max-Age=0" not in res.headers.get("Set-Cookie", "")  # the cookie is left alone
 
 

@@ -343,14 +343,17 @@ def test_reauthentication_and_admin(server: Server, chromium: Browser) -> None:
     _log_in(bob, USER)
     bob.wait_for_url(f"{server.url}/users")
 
-    # Sign out everyone, once confirmed: bob too; alice gets a new session at once.
+    # Sign out everyone, once confirmed: bob too, and alice, who signs in again.
     alice.get_by_role("link", name="Sign out everyone").click()
     alice.wait_for_url(f"{server.url}/admin/sign-out-everyone")
     expect(alice.get_by_role("heading", name="Sign out everyone?")).to_be_visible()
     alice.screenshot(path=SCREENSHOTS / "everyone-desktop.png", full_page=True)
     alice.get_by_role("button", name="Yes, sign out everyone").click()
-    alice.wait_for_url(f"{server.url}/admin")
+    alice.wait_for_url(f"{server.url}/login")
     expect(alice.get_by_text("Everyone is signed out, you too")).to_be_visible()
+    _log_in(alice, ADMIN)
+    alice.wait_for_url(lambda url: "/login" not in url)
+    alice.goto("/admin")
     expect(alice.locator("header")).to_contain_text(f"Signed in as {ADMIN}")
     trail = alice.locator("#audit tr.audit-entry")
     expect(trail.nth(0)).to_have_attribute("data-event", "created")

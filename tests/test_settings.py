@@ -200,6 +200,21 @@ def test_store_factory_by_dotted_name() -> None:
         configure(**{"jeff.store": "tests.test_settings.not_a_store"})
 
 
+class OldStore(MemoryStore):
+    """A store written for the protocol before revoke_everyone."""
+
+    revoke_everyone = None  # type: ignore[assignment]
+
+
+def make_old_store(settings: dict[str, Any]) -> OldStore:
+    return OldStore()
+
+
+def test_a_store_missing_a_method_is_named_at_start_up() -> None:
+    with pytest.raises(ConfigurationError, match=r"jeff\.store: .*without revoke_everyone"):
+        configure(**{"jeff.store": "tests.test_settings.make_old_store"})
+
+
 def test_malformed_redis_url_names_the_key() -> None:
     with pytest.raises(ConfigurationError, match=r"jeff\.store"):
         configure(**{"jeff.store": "redis://localhost:notaport/0"})

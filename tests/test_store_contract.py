@@ -502,3 +502,21 @@ def test_revoke_everyone_ends_every_key_without_a_scan(any_store: SessionStore) 
     assert any_store.get(key_digest(ALICE), later.id) == later
     bob_seen = any_store.get(key_digest(BOB), bob.id)
     assert bob_seen is None or not bob_seen.is_live(t + 4, 0)
+
+
+def test_after_revoke_everyone_a_revocation_keeps_telling_revoked(any_store: SessionStore) -> None:
+    t = now_ms()
+    digest = key_digest(ALICE)
+    first, second, third = (session(created=t + i, lifetime=30 * DAY) for i in range(3))
+    for s in (first, second, third):
+        add(any_store, s)
+    any_store.revoke_everyone(now_ms=t + 5)
+    # What the cutoff ended stays a "revoked" tombstone: an operator's revoke or
+    # revoke_all (which find nothing live) must not delete it.
+    assert not any_store.revoke(digest, first.id, now_ms=t + 6, idle_timeout_ms=0, tombstone=True)
+    assert any_store.revoke_all(digest, keep=None, now_ms=t + 6, idle_timeout_ms=0) == []
+    for s in (first, second, third):
+        seen = any_store.get(digest, s.id)
+        assert seen is not None and seen.ended == "revoked", s.id
+        # Kept a week after the cutoff at most, as every tombstone.
+        assert seen.expires_ms <= t + 5 + TOMBSTONE_MS
