@@ -16,7 +16,7 @@ FLOORS_TESTS ?= tests/test_redis_floor.py tests/test_redis_store.py tests/test_f
 # no-retry behaviour itself is tested by test_redis_store and test_outages.
 FLOORS_DESELECT ?= --deselect tests/test_settings.py::test_store_urls_choose_the_store
 
-.PHONY: demo demo-install test test-floors lint clean
+.PHONY: demo demo-install test test-floors fuzz lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,15 +32,20 @@ $(VENV)/.test-installed: $(BIN)/python setup.py demo/setup.py
 
 demo-install: $(VENV)/.demo-installed
 
-# Run the demo on http://localhost:6543/ (memory store: no Redis needed).
+# Run the demo on http://localhost:6543/ (sessions in a SQLite file: no server needed);
+# `make demo PORT=6544` for another port.
 demo: $(VENV)/.demo-installed
-	$(BIN)/pserve development.ini
+	$(BIN)/pserve development.ini $(if $(PORT),http_port=$(PORT))
 
 # Every test (Redis tests start a private redis-server; REDIS_URL may name another), with
 # branch coverage and its floor (pyproject.toml), then lint and strict type checks.
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest --cov
 	$(MAKE) lint
+
+# The cookie fuzz at 200 times `make test`'s 1,000 examples: a nightly-style run (about 12 minutes).
+fuzz: $(VENV)/.test-installed
+	JEFF_FUZZ_EXAMPLES=200000 $(BIN)/python -m pytest -p no:cacheprovider tests/test_hostile_input.py
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

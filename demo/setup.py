@@ -12,7 +12,7 @@ setup(
     description="The pyramid_jeff demo application (not published)",
     license="MIT",
     python_requires=">=3.10",
-    packages=["pyramid_jeff_demo"],
+    packages=["pyramid_jeff_demo", "pyramid_jeff_demo.views"],
     package_data={"pyramid_jeff_demo": ["templates/*.jinja2", "static/*.css"]},
     zip_safe=False,
     install_requires=["pyramid_jeff[sql]", "pyramid_jinja2", "waitress"],

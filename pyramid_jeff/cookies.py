@@ -44,7 +44,7 @@ def find_cookie(header: str | None, name: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class CookieProfile:
+class CookieSpec:
     """How one cookie is written: name (with its prefix) and attributes."""
 
     name: str
@@ -64,7 +64,7 @@ class CookieProfile:
         secure: bool = True,
         samesite: SameSite = "Lax",
         http_only: bool = True,
-    ) -> CookieProfile:
+    ) -> CookieSpec:
         # __Host- makes the browser refuse the cookie unless it is Secure, Path=/ and
         # host-only, so neither a sibling subdomain nor plain http can plant or shadow it.
         if secure and path == "/" and domain is None:

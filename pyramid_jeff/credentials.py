@@ -114,3 +114,16 @@ class Credential:
 
     def token_digest(self) -> bytes:
         return token_digest(self.token)
+
+
+# Longest Authorization header value read as a bearer credential: ours are ~90 bytes.
+MAX_BEARER = 256
+
+
+def bearer_credential(header: str) -> Credential | None:
+    """The credential of an ``Authorization: Bearer <value>`` header (``jeff.bearer``);
+    ``None`` when it is oversized or malformed (anonymous, without a store call)."""
+    value = header[7:].strip(" ")
+    if len(header) > MAX_BEARER or not value:
+        return None
+    return Credential.decode(value)

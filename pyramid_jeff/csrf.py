@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from pyramid.interfaces import ICSRFStoragePolicy
 from zope.interface import implementer
 
-from .cookies import CookieProfile, find_cookie
+from .cookies import CookieSpec, find_cookie
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -37,7 +37,7 @@ _NEW_TOKEN_KEY = "pyramid_jeff.csrf_token"
 
 @implementer(ICSRFStoragePolicy)
 class JeffCSRFStoragePolicy:
-    def __init__(self, security: JeffSecurityPolicy, cookie: CookieProfile) -> None:
+    def __init__(self, security: JeffSecurityPolicy, cookie: CookieSpec) -> None:
         self.security = security
         self.cookie = cookie
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 # The smallest wait ever given to a socket: 0 would make it non-blocking, not bounded.
@@ -84,3 +84,13 @@ def store_budget(seconds: float) -> Iterator[Budget]:
         yield budget
     finally:
         _current.reset(token)
+
+
+def activate(budget: Budget) -> Token[Budget | None]:
+    """Make ``budget`` the request's (the tween does, around the request); undo with
+    :func:`deactivate`. Cheaper than :func:`store_budget` on the hot path."""
+    return _current.set(budget)
+
+
+def deactivate(token: Token[Budget | None]) -> None:
+    _current.reset(token)

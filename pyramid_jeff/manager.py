@@ -16,7 +16,7 @@ from .credentials import Credential, is_session_id, key_digest, normalize_key
 from .errors import TooManySessions
 from .events import EndReason, EventSink, EveryoneRevoked, SessionCreated, SessionEnded
 from .session import MAX_USER_AGENT, Session, pack_meta
-from .store import SessionStore
+from .stores.protocol import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _now_ms() -> int:
 class SessionManager:
     """Create, verify, list and revoke the login sessions of application keys.
 
-    :param store: a :class:`~pyramid_jeff.store.SessionStore`.
+    :param store: a :class:`~pyramid_jeff.stores.SessionStore`.
     :param max_age: absolute lifetime of a session, in seconds.
     :param idle_timeout: seconds without a request after which a session is dead
         (``0``: no idle timeout).

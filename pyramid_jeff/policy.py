@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pyramid.authorization import ACLHelper, Authenticated, Everyone
+from pyramid.authorization import ACLHelper, Authenticated
 from pyramid.interfaces import ISecurityPolicy
 from zope.interface import implementer
 
-from .cookies import CookieProfile
+from .cookies import CookieSpec
 from .credentials import Credential
 from .errors import StoreUnavailable, TooManySessions
 from .events import EndReason
 from .manager import SessionManager
 from .privacy import recorded_ip
-from .request import SETTLED_BY_TWEEN, RequestState, find_state, request_state
+from .request import (
+    SETTLED_BY_TWEEN,
+    GroupFinder,
+    IdentityLoader,
+    RequestState,
+    find_state,
+    request_state,
+)
 from .session import Session
 
 if TYPE_CHECKING:
@@ -25,10 +32,7 @@ if TYPE_CHECKING:
     from pyramid.request import Request
     from pyramid.response import Response
 
-log = logging.getLogger("pyramid_jeff")
-
-GroupFinder = Callable[[str, "Request"], Iterable[str] | None]
-IdentityLoader = Callable[[Session, "Request"], Any]
+log = logging.getLogger(__name__)
 
 
 @implementer(ISecurityPolicy)
@@ -44,11 +48,11 @@ class JeffSecurityPolicy:
     def __init__(
         self,
         manager: SessionManager,
-        cookie: CookieProfile,
+        cookie: CookieSpec,
         *,
         groupfinder: GroupFinder | None = None,
         identity_loader: IdentityLoader | None = None,
-        csrf_cookie: CookieProfile | None = None,
+        csrf_cookie: CookieSpec | None = None,
         persistent: bool = True,
         record_ip: str = "full",
         record_user_agent: bool = True,
@@ -73,45 +77,9 @@ class JeffSecurityPolicy:
         return self.state(request).load(self.manager)
 
     def _resolve(self, request: Request) -> RequestState:
-        """Identity, userid and principals, computed together once per request.
-
-        The loader and the groupfinder may read the request's security API: while the
-        loader runs, ``authenticated_userid`` is the session key and ``identity`` is
-        ``None``; while the groupfinder runs, ``identity`` is what the loader returned.
-        Principals read meanwhile are the ones known so far (no groups yet).
-        """
         state = self.state(request)
-        if state.principals is not None or state.resolving:
-            return state
-        session = state.load(self.manager)
-        state.resolving = True
-        try:
-            state.identity = None
-            state.principals = [Everyone]
-            if session is None:
-                return state
-            # Provisional answers for re-entrant calls from the loader.
-            state.principals = [Everyone, Authenticated, session.key]
-            identity: Any = session
-            if self.identity_loader is not None:
-                identity = self.identity_loader(session, request)
-            if identity is None:
-                state.principals = [Everyone]
-                return state
-            state.identity = identity
-            groups = () if self.groupfinder is None else self.groupfinder(session.key, request)
-            if groups is None:  # e.g. a disabled account: anonymous
-                state.identity = None
-                state.principals = [Everyone]
-            else:
-                state.principals = [Everyone, Authenticated, session.key, *groups]
-            return state
-        except BaseException:
-            state.identity = None
-            state.principals = None  # not cached: the next access tries again
-            raise
-        finally:
-            state.resolving = False
+        state.resolve(request, self.manager, self.identity_loader, self.groupfinder)
+        return state
 
     def identity(self, request: Request) -> Any:
         return self._resolve(request).identity
@@ -155,7 +123,6 @@ class JeffSecurityPolicy:
         elif not isinstance(persistent, bool):
             raise TypeError(f"persistent must be True or False, not {persistent!r}")
         state = self.state(request)
-        carried = [c for c in (state.credential, *state.duplicates) if c is not None]
         # In a request the tween handles, the sessions this browser carried end once the
         # new cookie is on its way (settle_logins): a view that fails after remember()
         # leaves it logged in as before, not logged out. The key may hold one more
@@ -171,14 +138,10 @@ class JeffSecurityPolicy:
             replacing=None if deferred else state.credential,
         )
         session, credential = self._log_in(state, login) if deferred else login()
-        if deferred:
-            state.created.append(credential)
-            state.replaced.extend(c for c in carried if c not in state.replaced)
-        else:
+        if not deferred:
             for duplicate in state.duplicates:
                 self.manager.bind(request).end(duplicate, reason="replaced")
-        state.replace(session, credential)
-        request.__dict__.pop("jeff_session", None)  # let the reified property see it
+        state.logged_in(session, credential, deferred=deferred)
         lifetime = (session.expires_ms - session.created_ms) // 1000 if persistent else None
         return [self.cookie.set_header(credential.encode(), lifetime)]
 
@@ -207,20 +170,18 @@ class JeffSecurityPolicy:
         state = find_state(request)
         if state is None or not state.created:
             return
+        created, replaced, handed_out = state.take_logins()
         sent = set()
         if response is not None:
             prefix = f"{self.cookie.name}="
             for name, value in response.headerlist:
                 if name.lower() == "set-cookie" and value.startswith(prefix):
                     sent.add(value[len(prefix) :].split(";", 1)[0])
-        delivered = [c for c in state.created if c.encode() in sent or c in state.handed_out]
+        delivered = [c for c in created if c.encode() in sent or c in handed_out]
         # Undelivered: nobody holds its token, as after a logout.
-        to_end: dict[Credential, EndReason] = {
-            c: "logout" for c in state.created if c not in delivered
-        }
+        to_end: dict[Credential, EndReason] = {c: "logout" for c in created if c not in delivered}
         if delivered:
-            to_end.update(dict.fromkeys(state.replaced, "replaced"))
-        state.created, state.replaced = [], []
+            to_end.update(dict.fromkeys(replaced, "replaced"))
         manager = self.manager.bind(request)
         for credential, reason in to_end.items():
             try:
@@ -234,13 +195,8 @@ class JeffSecurityPolicy:
         this request logged nobody in. The session is kept even if the response
         carries no cookie."""
         state = find_state(request)
-        if state is None or not state.created:
-            if state is not None and state.credential is not None and state.cookie_written:
-                return state.credential.encode()  # remember() outside the tween
-            return None
-        credential = state.created[-1]
-        state.handed_out.append(credential)
-        return credential.encode()
+        credential = None if state is None else state.hand_out()
+        return None if credential is None else credential.encode()
 
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
         """Log out: end the current session in the store and expire the cookie."""
@@ -248,12 +204,9 @@ class JeffSecurityPolicy:
         manager = self.manager.bind(request)
         # Logging out ends at once whatever this browser holds, including a login of
         # this same request not yet settled.
-        for credential in (state.credential, *state.duplicates, *state.replaced):
-            if credential is not None:
-                manager.end(credential, key=state.keys.get(credential.session_id))
-        state.created, state.replaced = [], []
-        state.replace(None, None)
-        request.__dict__.pop("jeff_session", None)
+        for credential in state.held():
+            manager.end(credential, key=state.keys.get(credential.session_id))
+        state.logged_out()
         headers = [self.cookie.expire_header()]
         if self.csrf_cookie is not None:
             # A new anonymous CSRF token after logout, as after login.

@@ -1,4 +1,5 @@
-"""Per-request state: what our cookie said and what became of it.
+"""Per-request state: what our cookie said and what became of it. :class:`RequestState`
+is its one owner: the policy, the views and the tween change it through its methods.
 
 Kept on the request object (not in the WSGI environ, which pyramid_retry hands to every
 attempt of a request), so the tween can tell, without creating anything, whether this
@@ -7,16 +8,22 @@ request touched the session at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .cookies import CookieProfile, cookie_values
-from .credentials import Credential
+from pyramid.authorization import Authenticated, Everyone
+
+from .cookies import CookieSpec, cookie_values
+from .credentials import Credential, bearer_credential
 from .errors import StoreUnavailable
 from .manager import SessionManager
 from .session import Session
 
 if TYPE_CHECKING:
     from pyramid.request import Request
+
+GroupFinder = Callable[[str, "Request"], Iterable[str] | None]
+IdentityLoader = Callable[[Session, "Request"], Any]
 
 STATE_KEY = "pyramid_jeff.state"
 # Set by the tween on requests it handles: their logins are settled, and their
@@ -30,8 +37,6 @@ HAS_PASSIVE_VIEWS = "pyramid_jeff.has_passive_views"
 DEFER_TOUCH = "pyramid_jeff.defer_touch"
 # Set by a jeff_recent_login view whose session logged in too long ago.
 REAUTHENTICATE = "pyramid_jeff.reauthenticate"
-# Longest Authorization header value read as a bearer credential: ours are ~90 bytes.
-MAX_BEARER = 256
 
 
 class RequestState:
@@ -58,7 +63,7 @@ class RequestState:
 
     def __init__(
         self,
-        cookie: CookieProfile,
+        cookie: CookieSpec,
         credential: Credential | None,
         duplicates: tuple[Credential, ...] = (),
         *,
@@ -117,8 +122,93 @@ class RequestState:
             self.loaded = True
         return self.session
 
-    def replace(self, session: Session | None, credential: Credential | None) -> None:
-        """After remember()/forget(): this request now carries ``session``."""
+    def resolve(
+        self,
+        request: Request,
+        manager: SessionManager,
+        loader: IdentityLoader | None,
+        groupfinder: GroupFinder | None,
+    ) -> None:
+        """Identity and principals, computed together once per request.
+
+        The loader and the groupfinder may read the request's security API: while the
+        loader runs, ``authenticated_userid`` is the session key and ``identity`` is
+        ``None``; while the groupfinder runs, ``identity`` is what the loader returned.
+        Principals read meanwhile are the ones known so far (no groups yet).
+        """
+        if self.principals is not None or self.resolving:
+            return
+        session = self.load(manager)
+        self.resolving = True
+        try:
+            self.identity, self.principals = None, [Everyone]
+            if session is None:
+                return
+            # Provisional answers for re-entrant calls from the loader.
+            self.principals = [Everyone, Authenticated, session.key]
+            identity = session if loader is None else loader(session, request)
+            if identity is None:
+                self.principals = [Everyone]
+                return
+            self.identity = identity
+            groups = () if groupfinder is None else groupfinder(session.key, request)
+            if groups is None:  # e.g. a disabled account: anonymous
+                self.identity, self.principals = None, [Everyone]
+            else:
+                self.principals = [Everyone, Authenticated, session.key, *groups]
+        except BaseException:
+            self.identity, self.principals = None, None  # not cached: the next access tries again
+            raise
+        finally:
+            self.resolving = False
+
+    def logged_in(self, session: Session, credential: Credential, *, deferred: bool) -> None:
+        """remember() stored ``session``: this request now carries it. ``deferred``: the
+        sessions this browser carried end once its cookie is on its way (settle_logins)."""
+        if deferred:
+            carried = (c for c in (self.credential, *self.duplicates) if c is not None)
+            self.created.append(credential)
+            self.replaced.extend(c for c in carried if c not in self.replaced)
+        self._carry(session, credential)
+
+    def held(self) -> list[Credential]:
+        """What this browser holds: its cookie (or every copy of it), and what a login of
+        this same request, not yet settled, replaces."""
+        return [c for c in (self.credential, *self.duplicates, *self.replaced) if c is not None]
+
+    def logged_out(self) -> None:
+        """forget() ended what the browser held: the request is anonymous from here on."""
+        self.created, self.replaced = [], []
+        self._carry(None, None)
+
+    def hand_out(self) -> Credential | None:
+        """The credential of the last login of this request, for an API client
+        (bearer_token()): its session is then kept without a cookie."""
+        if self.created:
+            self.handed_out.append(self.created[-1])
+            return self.created[-1]
+        if self.credential is not None and self.cookie_written:
+            return self.credential  # remember() outside the tween
+        return None
+
+    def take_logins(self) -> tuple[list[Credential], list[Credential], list[Credential]]:
+        """For settle_logins, once: the sessions created, those they replace, and those
+        handed to an API client."""
+        created, replaced = self.created, self.replaced
+        self.created, self.replaced = [], []
+        return created, replaced, self.handed_out
+
+    def take_touch(self) -> bool:
+        """Whether the last_seen refresh left for after the view is due (once)."""
+        due, self.touch_due = self.touch_due, False
+        return due and self.session is not None and self.credential is not None
+
+    def failed(self, exc: StoreUnavailable) -> None:
+        """The store failed in this request: the response says nothing of the session."""
+        if self.error is None:
+            self.error = exc
+
+    def _carry(self, session: Session | None, credential: Credential | None) -> None:
         if session is not None:
             self.keys[session.id] = session.key
         self.session = session
@@ -139,9 +229,7 @@ def find_state(request: Request) -> RequestState | None:
     return state
 
 
-def request_state(
-    request: Request, cookie: CookieProfile, *, bearer: bool = False
-) -> RequestState:
+def request_state(request: Request, cookie: CookieSpec, *, bearer: bool = False) -> RequestState:
     """This request's state, made from its cookie (and, with ``bearer``, its
     ``Authorization: Bearer`` header) on first use."""
     state = find_state(request)
@@ -153,7 +241,7 @@ def request_state(
         if authorization[:7].lower() == "bearer ":
             # Never both: a request that carries a cookie and a bearer credential is
             # refused as ambiguous (anonymous), as is any malformed header.
-            credential = None if values else _bearer_credential(authorization)
+            credential = None if values else bearer_credential(authorization)
             state = RequestState(cookie, credential, bearer=True, defer_touch=defer_touch)
         elif len(values) <= 1:
             credential = Credential.decode(values[0]) if values else None
@@ -164,10 +252,3 @@ def request_state(
             state = RequestState(cookie, None, duplicates, defer_touch=defer_touch)
         request.__dict__[STATE_KEY] = state
     return state
-
-
-def _bearer_credential(header: str) -> Credential | None:
-    value = header[7:].strip(" ")
-    if len(header) > MAX_BEARER or not value:
-        return None
-    return Credential.decode(value)

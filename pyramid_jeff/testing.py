@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import deadline
-from .memory_store import MemoryStore
 from .policy import jeff_policy
 from .session import Session
-from .store import SessionStore
+from .stores.memory import MemoryStore
+from .stores.protocol import SessionStore
 
 if TYPE_CHECKING:
     from pyramid.registry import Registry

@@ -28,10 +28,8 @@ from .request import (
     HAS_PASSIVE_VIEWS,
     PASSIVE,
     SETTLED_BY_TWEEN,
-    RequestState,
     find_state,
 )
-from .views import store_unavailable_response
 
 if TYPE_CHECKING:
     from pyramid.events import NewResponse
@@ -39,7 +37,7 @@ if TYPE_CHECKING:
     from pyramid.request import Request
     from pyramid.response import Response
 
-log = logging.getLogger("pyramid_jeff")
+log = logging.getLogger(__name__)
 
 Handler = Callable[["Request"], "Response"]
 # The request's store budget, kept on the request for response_subscriber.
@@ -48,67 +46,69 @@ REQUEST_BUDGET = "pyramid_jeff.store_budget"
 
 def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
     policy = registry.queryUtility(ISecurityPolicy)
-    settle = policy.settle_logins if isinstance(policy, JeffSecurityPolicy) else None
+    if not isinstance(policy, JeffSecurityPolicy):
+        return handler  # the application set a security policy of its own
     # All store waits of one request share one budget (see pyramid_jeff.deadline): the
     # handler below us includes pyramid_tm and exception views.
-    budget_seconds = (
-        deadline.request_budget(policy.manager.store)
-        if isinstance(policy, JeffSecurityPolicy)
-        else None
-    )
-    budget_var = deadline._current
+    budget_seconds = deadline.request_budget(policy.manager.store)
     # Only an app with a jeff_passive view pays for deciding the refresh after the view:
     # a refresh made at the read also stops a request whose session was revoked meanwhile.
-    manager = (
-        policy.manager
-        if isinstance(policy, JeffSecurityPolicy) and registry.get(HAS_PASSIVE_VIEWS)
-        else None
-    )
+    manager = policy.manager if registry.get(HAS_PASSIVE_VIEWS) else None
 
     def jeff_tween(request: Request) -> Response:
-        if settle is not None:
-            request.__dict__[SETTLED_BY_TWEEN] = True
+        request.__dict__[SETTLED_BY_TWEEN] = True
         if manager is not None:
             request.__dict__[DEFER_TOUCH] = True
-        budget = None if budget_seconds is None else deadline.Budget(budget_seconds)
-        token = None if budget is None else budget_var.set(budget)
-        if budget is not None:
+        token = None
+        if budget_seconds is not None:
+            budget = deadline.Budget(budget_seconds)
+            token = deadline.activate(budget)
             # What is left of it settles the logins, after the tween (response_subscriber).
             request.__dict__[REQUEST_BUDGET] = budget
         try:
-            try:
-                response = handler(request)
-            except StoreUnavailable as exc:
-                response = store_unavailable_response(request, exc)
-            except BaseException:
-                if settle is not None:
-                    settle(request, None)  # no cookie will go out: end what remember() made
-                raise
-            else:
-                refresh_last_seen(request, manager)
+            response = handler(request)
+        except StoreUnavailable:
+            # From a tween under this one: the exception view answers, as it does for an
+            # outage in a view (the application's own, if it registered one).
+            response = request.invoke_exception_view(reraise=True)
+        except BaseException:
+            policy.settle_logins(request, None)  # no cookie goes out: end what remember() made
+            raise
+        else:
+            refresh_last_seen(request, manager)
         finally:
             if token is not None:
-                budget_var.reset(token)
-        state: RequestState | None = find_state(request)
-        if state is None:
-            return response
-        if state.error is not None:
-            return response  # never write anything we could not check
-        dead_cookie = (
-            state.loaded
-            and state.credential is not None
-            and state.session is None
-            and not state.bearer
-        )
-        if dead_cookie and not state.cookie_written:
-            # Our one well-formed cookie named a dead or revoked session: stop the browser
-            # from sending it. Never for a malformed or duplicated one: a copy planted by
-            # a sibling subdomain (Domain=, another Path) or an oversized header must not
-            # get the genuine cookie deleted.
-            response.headerlist.append(state.cookie.expire_header())
-        return response
+                deadline.deactivate(token)
+        return settle_cookie(request, response)
 
     return jeff_tween
+
+
+def settle_cookie(request: Request, response: Response) -> Response:
+    """After the view: a store outage is logged and the response left as the exception
+    view made it (nothing we could not check is written); a cookie that named a dead
+    session is expired."""
+    state = find_state(request)
+    outage = request.exception if isinstance(request.exception, StoreUnavailable) else None
+    if outage is not None:
+        log.error("session store unavailable (%s %s): %s", request.method, request.path, outage)
+        if state is not None:
+            state.failed(outage)
+    if state is None or state.error is not None:
+        return response
+    dead_cookie = (
+        state.loaded
+        and state.credential is not None
+        and state.session is None
+        and not state.bearer
+    )
+    if dead_cookie and not state.cookie_written:
+        # Our one well-formed cookie named a dead or revoked session: stop the browser
+        # from sending it. Never for a malformed or duplicated one: a copy planted by
+        # a sibling subdomain (Domain=, another Path) or an oversized header must not
+        # get the genuine cookie deleted.
+        response.headerlist.append(state.cookie.expire_header())
+    return response
 
 
 def refresh_last_seen(request: Request, manager: SessionManager | None) -> None:
@@ -117,16 +117,11 @@ def refresh_last_seen(request: Request, manager: SessionManager | None) -> None:
     stays dead (the response already built for it goes out, as it would had the
     revocation come a moment later)."""
     state = find_state(request)
-    if (
-        manager is None
-        or state is None
-        or not state.touch_due
-        or state.session is None
-        or state.credential is None
-        or request.__dict__.get(PASSIVE)
-    ):
+    if manager is None or state is None or request.__dict__.get(PASSIVE):
         return
-    state.touch_due = False
+    if not state.take_touch():
+        return
+    assert state.credential is not None and state.session is not None
     try:
         manager.touch(state.credential, state.session)
     except StoreUnavailable as exc:
@@ -145,11 +140,11 @@ def response_subscriber(policy: JeffSecurityPolicy) -> Callable[[NewResponse], N
         else:
             # Ending the sessions a login replaced is part of the request: it gets what
             # the request's store budget has left, not a fresh timeout per round trip.
-            token = deadline._current.set(budget)
+            token = deadline.activate(budget)
             try:
                 policy.settle_logins(event.request, event.response)
             finally:
-                deadline._current.reset(token)
+                deadline.deactivate(token)
         keep_private(event)
 
     return settle_response

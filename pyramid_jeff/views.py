@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
@@ -15,13 +14,12 @@ from pyramid.httpexceptions import (
 
 from .errors import ReauthenticationRequired, StoreUnavailable
 from .redirects import safe_return_path
-from .request import REAUTHENTICATE, RequestState, find_state
+from .request import REAUTHENTICATE, find_state
 
 if TYPE_CHECKING:
     from pyramid.request import Request
     from pyramid.response import Response
 
-log = logging.getLogger("pyramid_jeff")
 
 RETRY_AFTER_SECONDS = 5
 # The query parameter that tells the login page why it was sent there.
@@ -97,19 +95,14 @@ def login_reason(request: Request) -> str | None:
     return given if given in LOGIN_REASONS else None
 
 
-def store_unavailable_response(request: Request, exc: StoreUnavailable) -> Response:
-    log.error("session store unavailable (%s %s): %s", request.method, request.path, exc)
-    state: RequestState | None = find_state(request)
-    if state is not None:
-        state.error = exc  # whatever call failed, the tween now writes nothing
+def store_unavailable_view(exc: StoreUnavailable, request: Request) -> Response:
+    """The 503 page of a store outage (never a logout), with ``Retry-After``. An
+    application replaces it with an exception view of its own for
+    :class:`~pyramid_jeff.StoreUnavailable`; the tween logs the outage and keeps the
+    response free of session cookies, whichever view answered."""
     response = HTTPServiceUnavailable(
         detail="The session store is unavailable; please try again shortly."
     )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def store_unavailable_view(exc: StoreUnavailable, request: Request) -> Response:
-    """503 with a log line: a store outage is never turned into a logout."""
-    return store_unavailable_response(request, exc)

@@ -17,8 +17,8 @@ import redis
 from pyramid_jeff import RedisStore, SessionManager, StoreUnavailable
 from pyramid_jeff.credentials import key_digest
 from pyramid_jeff.errors import TooManySessions
-from pyramid_jeff.redis_store import SLOTS, _slot_tags, key_slot
 from pyramid_jeff.session import Session, pack_record
+from pyramid_jeff.stores.redis import SLOTS, key_slot, slot_tags
 
 from .conftest import need
 from .helpers import stored_session
@@ -181,7 +181,7 @@ def test_settings_select_the_cluster_client(cluster_url: str) -> None:
 
 
 def test_the_slot_tags_are_redis_own_slots_and_fixed_for_good(store: RedisStore) -> None:
-    tags = _slot_tags()
+    tags = slot_tags()
     assert len(tags) == SLOTS
     # Redis itself puts each copy of the cutoff in its slot (and agrees with key_slot).
     for slot in (0, 1, 5460, 5461, 10922, 10923, 16383, *range(100, 16384, 997)):
@@ -248,7 +248,7 @@ def test_revoke_everyone_reaches_every_slot(store: RedisStore) -> None:
         store.revoke_everyone(now_ms=T0 + 5)
     assert everyone.counts == {"zadd": SLOTS}
     # One copy of the cutoff in each slot, each on the node that owns its slot.
-    cutoff_keys = [store.cutoff_key(f"x{{{tag}}}") for tag in _slot_tags()]
+    cutoff_keys = [store.cutoff_key(f"x{{{tag}}}") for tag in slot_tags()]
     assert [store.client.keyslot(k) for k in cutoff_keys] == list(range(SLOTS))
     assert sum(node.dbsize() for node in primaries(store)) == SLOTS + len(KEYS)
     for node in primaries(store):
@@ -280,7 +280,7 @@ def test_an_interrupted_revoke_everyone_shows_and_running_it_again_completes_it(
     node = store.client.get_node_from_key(store.hash_key(key_digest(reached)))
     owned = [
         store.cutoff_key(f"x{{{tag}}}")
-        for slot, tag in enumerate(_slot_tags())
+        for slot, tag in enumerate(slot_tags())
         if store.client.nodes_manager.get_node_from_slot(slot) == node
     ]
     pipeline = store.client.get_redis_connection(node).pipeline(transaction=False)

@@ -210,12 +210,11 @@ def test_the_wait_for_a_pooled_connection_counts(redis_url: str, redis_client: A
     from pyramid_jeff.deadline import store_budget
 
     store = RedisStore.from_url(redis_url, socket_timeout=5.0, max_connections=1)
-    assert store._pool is not None
+    pool = store.commands.pool
+    assert pool is not None
     # The only connection is busy (redis-py < 5.3 wants a command name).
     held = (
-        store._pool.get_connection("GET")
-        if store._pass_command_name
-        else store._pool.get_connection()
+        pool.get_connection("GET") if store.commands.pass_command_name else pool.get_connection()
     )
     try:
         started = time.monotonic()
@@ -223,7 +222,7 @@ def test_the_wait_for_a_pooled_connection_counts(redis_url: str, redis_client: A
             store.get(key_digest("alice@example.com"), "x" * 22)
         assert time.monotonic() - started < 0.3 + MARGIN
     finally:
-        store._pool.release(held)
+        pool.release(held)
     assert store.get(key_digest("alice@example.com"), "x" * 22) is None
     store.close()
 

@@ -6,22 +6,33 @@ devices of the same user.
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import logging
 import re
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+import waitress
 import webtest
 from pyramid.interfaces import ISecurityPolicy
 from pyramid.router import Router
 
+import pyramid_jeff.views
 import pyramid_jeff_demo
 import pyramid_jeff_demo.security
+from pyramid_jeff import StoreUnavailable
 from pyramid_jeff.events import EveryoneRevoked, SessionEnded
 from pyramid_jeff_demo.audit import AuditTrail, audit_trail
 from pyramid_jeff_demo.security import DEMO_PASSWORD, USERS
+from pyramid_jeff_demo.serve import server
+from pyramid_jeff_demo.views.account import LOGIN_REASONS as LOGIN_MESSAGES
 
 from .conftest import clean_store_url
 
@@ -33,15 +44,8 @@ PHONE = (
     "Chrome/126.0.0.0 Mobile Safari/537.36"
 )
 Browser = Callable[..., webtest.TestApp]
-# What the login page says for each request.jeff_login_reason.
-LOGIN_MESSAGES = {
-    "reauthenticate": "Please confirm your password to continue.",
-    "expired": "Your session expired. Please sign in again.",
-    "idle": "You were signed out after a period of inactivity.",
-    "revoked": "You were signed out from another device or by an administrator.",
-    "evicted": "You were signed out because you signed in on too many devices.",
-    "ended": "Your session has ended; please sign in again.",
-}
+# What the login page says after a form was sent from a page of a session that had ended.
+STALE_FORM = "Your session had ended, so that form changed nothing. Please sign in again."
 
 
 DemoFactory = Callable[..., Router]
@@ -145,7 +149,7 @@ def location(res: webtest.TestResponse) -> tuple[str, dict[str, list[str]]]:
 
 
 def session_cookie(res: webtest.TestResponse) -> str:
-    cookies = [v for v in res.headers.getall("Set-Cookie") if v.startswith("jeff=")]
+    cookies: list[str] = [v for v in res.headers.getall("Set-Cookie") if v.startswith("jeff=")]
     assert len(cookies) == 1, res.headers.getall("Set-Cookie")
     return cookies[0]
 
@@ -208,6 +212,22 @@ def jeff_cookies(res: webtest.TestResponse) -> list[str]:
     return [c for c in res.headers.getall("Set-Cookie") if c.startswith("jeff=")]
 
 
+def refused(
+    res: webtest.TestResponse, query: dict[str, list[str]] | None = None
+) -> webtest.TestResponse:
+    """A refused login: redirected back to the login page (Post/Redirect/Get) with this
+    query and no session cookie; that page, followed."""
+    assert res.status_int == 303, res
+    assert location(res) == ("/login", query or {})
+    assert not jeff_cookies(res)
+    return res.follow()
+
+
+def error_shown(page: webtest.TestResponse) -> str | None:
+    match = re.search(r'<p class="error" role="alert">([^<]*)</p>', page.text)
+    return match.group(1) if match else None
+
+
 # --- public pages and the login page ---------------------------------------------------------
 
 
@@ -263,11 +283,28 @@ def test_login_sets_a_httponly_lax_cookie_without_the_email(browser: Browser) ->
 def test_wrong_password_is_refused(browser: Browser) -> None:
     client = browser()
     res = login(client, ALICE, password="not-the-password")
-    assert res.status_int == 200
-    assert "Wrong email or password." in res.text
-    assert not [c for c in res.headers.getall("Set-Cookie") if c.startswith("jeff=")]
+    assert error_shown(refused(res)) == "Wrong email or password."
     assert client.get("/users").status_int == 303
-    assert "Wrong email or password." in login(client, "nobody@example.com").text
+    assert error_shown(refused(login(client, "nobody@example.com"))) == "Wrong email or password."
+
+
+def test_a_refused_login_redirects_keeping_the_email_not_the_password(browser: Browser) -> None:
+    client = browser()
+    res = login(client, "Bob@example.com ", password="not-the-password", next="/sessions")
+    # The answer to the POST is a redirect: Back or reload never offers to resend the form.
+    page = refused(res, {"next": ["/sessions"]})
+    assert error_shown(page) == "Wrong email or password."
+    assert re.search(r'<input id="email" [^>]*value="Bob@example.com "', page.text)
+    assert "not-the-password" not in page.text
+    assert 'name="next" value="/sessions"' in page.text
+    assert "not-the-password" not in "".join(res.headers.getall("Set-Cookie"))
+    # Shown once: the page again is a fresh form.
+    again = client.get(res.headers["Location"])
+    assert error_shown(again) is None
+    assert re.search(r'<input id="email" [^>]*value=""', again.text)
+    form = page.forms["login-form"]
+    form["password"] = DEMO_PASSWORD
+    assert location(form.submit()) == ("/sessions", {})
 
 
 def test_email_is_case_insensitive(browser: Browser) -> None:
@@ -341,7 +378,9 @@ def test_logout_is_not_a_get(browser: Browser) -> None:
         ("/account/password", {"current_password": DEMO_PASSWORD, "new_password": "x" * 20}),
     ],
 )
-def test_every_post_without_a_token_is_refused(browser: Browser, path: str, params: dict) -> None:
+def test_every_post_without_a_token_is_refused(
+    browser: Browser, path: str, params: dict[str, str]
+) -> None:
     client, bob = logged_in(browser(), ALICE), logged_in(browser(PHONE), BOB)
     before = device_ids(client.get("/sessions"))
     res = client.post(path, params, status=400)
@@ -352,9 +391,13 @@ def test_every_post_without_a_token_is_refused(browser: Browser, path: str, para
 
 
 def test_login_itself_needs_the_token(browser: Browser) -> None:
-    # Login CSRF: a foreign site must not log a visitor in as the attacker.
+    # Login CSRF: a foreign site must not log a visitor in as the attacker. The browser
+    # is simply sent to the login page, told that the form changed nothing.
     client = browser()
-    client.post("/login", {"email": BOB, "password": DEMO_PASSWORD}, status=400)
+    res = client.post("/login", {"email": BOB, "password": DEMO_PASSWORD})
+    assert location(res) == ("/login", {})
+    assert not jeff_cookies(res)
+    assert STALE_FORM in res.follow().text
     assert client.get("/users").status_int == 303
 
 
@@ -474,8 +517,26 @@ def test_a_revoked_browser_logging_out_goes_to_login_not_an_error(browser: Brows
     page = laptop.get("/sessions")
     laptop.post("/sessions/revoke-others", {"csrf_token": csrf_token(page)})
     res = phone.post("/logout", {"csrf_token": csrf_token(stale_page)})
-    assert res.status_int in (302, 303)
-    assert location(res)[0] == "/login"
+    page = sent_to_login(res, "revoked", next=None)
+    assert STALE_FORM in page.text
+
+
+def test_a_form_from_before_logging_out_says_why_it_did_nothing(browser: Browser) -> None:
+    # "Log out everywhere else" from a tab opened before this browser logged out.
+    laptop, phone = logged_in(browser(), BOB), logged_in(browser(PHONE), BOB)
+    old_tab = laptop.get("/sessions")
+    laptop.post("/logout", {"csrf_token": csrf_token(laptop.get("/products"))})
+    res = laptop.post("/sessions/revoke-others", {"csrf_token": csrf_token(old_tab)})
+    page = sent_to_login(res, None, next=None)
+    assert f'<p class="notice" role="status">{STALE_FORM}</p>' in page.text
+    assert phone.get("/users").status_int == 200  # nothing was changed
+    # A client that asked for JSON still gets pyramid_jeff's 401, not a page.
+    laptop.post(
+        "/sessions/revoke-others",
+        {"csrf_token": csrf_token(old_tab)},
+        headers={"Accept": "application/json"},
+        status=401,
+    )
 
 
 # --- admin -----------------------------------------------------------------------------------
@@ -612,6 +673,13 @@ def test_login_page_says_the_session_ended(browser: Browser) -> None:
     sent_to_login(browser().get("/users", headers=copy), "ended")
 
 
+def test_every_reason_pyramid_jeff_gives_has_a_message() -> None:
+    assert set(LOGIN_MESSAGES) == set(pyramid_jeff.views.LOGIN_REASONS)
+    assert LOGIN_MESSAGES["revoked"] == (
+        "You were signed out from another device or by an administrator."
+    )
+
+
 def test_a_reason_comes_only_from_the_fixed_list(browser: Browser) -> None:
     client = browser()
     for value in ("%3Cscript%3E", "REVOKED", "reauthenticate2", "", "revoked&jeff_reason=x"):
@@ -631,8 +699,10 @@ def test_a_failed_attempt_still_says_why(browser: Browser) -> None:
     client = browser()
     form = client.get("/login?next=%2Fusers&jeff_reason=revoked").forms["login-form"]
     form["email"], form["password"] = BOB, "wrong"
-    page = form.submit()
-    assert "Wrong email or password." in page.text
+    res = form.submit()
+    query = {"next": ["/users"], "jeff_reason": ["revoked"]}
+    page = refused(res, query)
+    assert error_shown(page) == "Wrong email or password."
     assert reason_shown(page) == ("revoked", LOGIN_MESSAGES["revoked"])
     form = page.forms["login-form"]
     form["password"] = DEMO_PASSWORD
@@ -648,11 +718,8 @@ def test_too_many_devices_is_a_message_not_an_error(make_demo: DemoFactory) -> N
     )
     first, second = logged_in(browser(), BOB), logged_in(browser(PHONE), BOB)
     third = browser()
-    res = login(third, BOB)
-    assert res.status_int == 200
-    message = "You are signed in on too many devices; sign out of one first."
-    assert f'<p class="error" role="alert">{message}</p>' in res.text
-    assert not jeff_cookies(res)
+    page = refused(login(third, BOB))
+    assert error_shown(page) == "You are signed in on too many devices; sign out of one first."
     assert third.get("/users").status_int == 303
     assert first.get("/users").status_int == 200 and second.get("/users").status_int == 200
     assert login(browser(), ALICE).status_int == 303  # another user has room of their own
@@ -882,8 +949,12 @@ def test_change_password_needs_a_recent_login(
     before = this_session_id(client)
     form = page.forms["login-form"]
     form["password"] = "wrong"
-    page = form.submit()
-    assert "Wrong email or password." in page.text and "<h1>Confirm it's you</h1>" in page.text
+    res = form.submit()
+    query = {"next": ["/account/password"], "jeff_reason": ["reauthenticate"]}
+    page = refused(res, query)
+    assert error_shown(page) == "Wrong email or password."
+    assert "<h1>Confirm it's you</h1>" in page.text
+    assert re.search(rf'<input id="email" [^>]*value="{BOB}" readonly>', page.text)
     form = page.forms["login-form"]
     form["password"] = DEMO_PASSWORD
     res = form.submit()
@@ -947,7 +1018,7 @@ def test_changing_the_password_signs_out_every_other_device(
     assert browser().get("/users", headers={"Cookie": f"jeff={old_cookie}"}).status_int == 303
     assert alice.get("/users").status_int == 200  # other users are not affected
     # Only the new password works now.
-    assert "Wrong email or password." in login(browser(), BOB).text
+    assert error_shown(refused(login(browser(), BOB))) == "Wrong email or password."
     assert login(browser(), BOB, password=NEW_PASSWORD).status_int == 303
     page = change_password(laptop, NEW_PASSWORD, NEW_PASSWORD)
     assert "The new password must differ from the current one." in page.text
@@ -985,3 +1056,112 @@ def test_a_refused_password_change_changes_nothing(
     assert not jeff_cookies(page)
     assert this_session_id(client) == before and phone.get("/users").status_int == 200
     assert pyramid_jeff_demo.security.authenticate(BOB, DEMO_PASSWORD) is not None
+
+
+# --- error pages and the server --------------------------------------------------------------
+
+
+def test_a_user_without_the_permission_gets_the_demos_403_page(browser: Browser) -> None:
+    page = logged_in(browser(), BOB).get("/admin", status=403)
+    assert "<h1>This page is not for your account</h1>" in page.text
+    assert f"You are signed in as <strong>{BOB}</strong>" in page.text
+    assert 'href="/static/demo.css' in page.text  # the demo's layout
+    assert 'href="/">Back to the start</a>' in page.text
+    assert 'href="/login?next=%2Fadmin">Sign in as someone else</a>' in page.text
+    # Anonymous visitors still go to the login page: pyramid_jeff's forbidden view.
+    sent_to_login(browser().get("/admin"), None, next="/admin")
+    browser().get("/admin", headers={"Accept": "application/json"}, status=401)
+
+
+def test_an_unknown_address_gets_the_demos_404_page(browser: Browser) -> None:
+    client = browser()
+    page = client.get("/no/such/page", status=404)
+    assert "<h1>There is no such page</h1>" in page.text
+    assert '<code class="path">/no/such/page</code>' in page.text
+    assert 'href="/">Back to the start</a>' in page.text
+    assert "<b>" not in client.get("/%3Cb%3E", status=404).text
+    client.get("/static/nope.css", status=404)
+    client.get("/logout", status=404)
+
+
+PLUG = "redis: ConnectionError: the test pulled the plug"
+
+
+@pytest.fixture
+def outage(monkeypatch: pytest.MonkeyPatch) -> tuple[Router, Callable[[], None]]:
+    """A demo on the memory store, and a function that makes its store fail from then on."""
+    app = pyramid_jeff_demo.main({}, **{"jeff.store": "memory://", "jeff.cookie_secure": "false"})
+    manager = app.registry.getUtility(ISecurityPolicy).manager
+
+    def down(*args: object, **kwargs: object) -> NoReturn:
+        raise StoreUnavailable(PLUG)
+
+    def pull_the_plug() -> None:
+        for method in ("check", "create"):
+            monkeypatch.setattr(manager, method, down)
+
+    return app, pull_the_plug
+
+
+def test_a_store_outage_gets_the_demos_503_page(
+    outage: tuple[Router, Callable[[], None]], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, pull_the_plug = outage
+    client = logged_in(browsers(app)(), BOB)
+    anonymous = browsers(app)()
+    login_page = anonymous.get("/login")
+    pull_the_plug()
+    caplog.set_level(logging.ERROR, logger="pyramid_jeff")
+    res = client.get("/users?tab=1", status=503)
+    # The demo's view replaced pyramid_jeff's, and kept what pyramid_jeff's does.
+    assert "<h1>Sessions are out of reach for a moment</h1>" in res.text
+    assert "try again in 5 seconds" in res.text
+    assert 'href="/users?tab=1">Try again</a>' in res.text
+    assert "Signed in as" not in res.text  # the page never reads the session
+    assert res.headers["Retry-After"] == "5"
+    assert "no-store" in res.headers["Cache-Control"]
+    assert not res.headers.getall("Set-Cookie")
+    logged = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "pyramid_jeff" or r.name.startswith("pyramid_jeff.")
+    ]
+    assert logged == [f"session store unavailable (GET /users): {PLUG}"]
+    # A login during the outage: the same page, without a "try again" that would GET it.
+    form = login_page.forms["login-form"]
+    form["email"], form["password"] = BOB, DEMO_PASSWORD
+    res = form.submit(status=503)
+    assert "<h1>Sessions are out of reach for a moment</h1>" in res.text
+    assert "Try again</a>" not in res.text
+    assert not jeff_cookies(res)
+
+
+def test_the_port_comes_from_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[str] = []
+    monkeypatch.setattr(waitress, "serve", lambda app, listen, **kw: served.append(listen))
+    server({"http_port": "6544"}, listen="localhost:6543 [::1]:6543", threads="4")(None)
+    server({}, listen="localhost:6543")(None)
+    assert served == ["localhost:6544 [::1]:6544", "localhost:6543"]
+    with pytest.raises(SystemExit, match="a port is a number"):
+        server({"http_port": "80a"})
+
+
+def test_a_port_that_is_taken_is_one_line_of_advice(tmp_path: Path) -> None:
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(Path(__file__).resolve().parent.parent / "development.ini")
+    ini["server:main"]["listen"] = "127.0.0.1:6543"
+    path = tmp_path / "taken.ini"
+    with path.open("w") as f:
+        ini.write(f)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "pyramid.scripts.pserve", str(path), f"http_port={port}"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 1, done
+    assert done.stderr.endswith(
+        f"Cannot serve on 127.0.0.1:{port}: that port is taken (another pserve?). "
+        "Choose another one: pserve taken.ini http_port=6544\n"
+    ), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

@@ -15,14 +15,9 @@ from pymemcache.client.base import Client
 
 from pyramid_jeff import SessionManager, StoreUnavailable, TooManySessions, deadline
 from pyramid_jeff.credentials import Credential, key_digest
-from pyramid_jeff.memcached_store import (
-    EPOCH_BYTES,
-    GEN_BYTES,
-    PREFIX_BYTES,
-    MemcachedStore,
-    _BudgetedSocket,
-)
 from pyramid_jeff.session import TOMBSTONE_MS, Session, unpack_record
+from pyramid_jeff.stores.memcached import EPOCH_BYTES, GEN_BYTES, PREFIX_BYTES, MemcachedStore
+from pyramid_jeff.stores.memcached.connection import _BudgetedSocket
 
 from .conftest import need
 from .helpers import Clock

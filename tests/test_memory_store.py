@@ -2,7 +2,7 @@
 
 Counts, not clocks: how many sessions a write drops or examines, whether memory is freed
 while the lock is held. The latency these bounds buy is measured by
-``benchmarks/memory_sweep.py``.
+``python -m benchmarks.investigations.memory_sweep``.
 """
 
 from __future__ import annotations

@@ -105,8 +105,11 @@ def quick_start(tmp_path: Path) -> Iterator[str]:
             server.stdout.close()
 
 
-def test_the_install_line_names_this_package() -> None:
-    assert "```sh\npip install pyramid_jeff\n```" in section("Quick start")
+def test_the_install_line_installs_this_checkout() -> None:
+    """Until pyramid_jeff is on PyPI: ``pip install .`` where setup.py names it."""
+    assert "```sh\npip install .\n```" in section("Install")
+    setup = (README.parent / "setup.py").read_text(encoding="utf-8")
+    assert 'name="pyramid_jeff"' in setup
 
 
 def test_the_quick_start_runs_and_logs_in_and_out(quick_start: str) -> None:
@@ -141,8 +144,10 @@ def test_the_quick_start_runs_and_logs_in_and_out(quick_start: str) -> None:
     assert url.endswith("/login?next=%2F")  # logged out
 
 
-def test_the_adoption_snippet_is_valid_python() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", section("Quick start"), re.DOTALL)
+def test_the_snippets_of_the_first_sections_are_valid_python() -> None:
+    text = section("Quick start") + section("Including it in your application")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) == 2
     for block in blocks:
         ast.parse(block)
 

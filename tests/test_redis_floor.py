@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from pyramid_jeff import RedisStore, SessionManager
-from pyramid_jeff.redis_store import _takes_command_name
+from pyramid_jeff.stores.redis.commands import takes_command_name
 
 pytestmark = pytest.mark.usefixtures("redis_client")
 
@@ -30,7 +30,7 @@ def test_the_signature_of_the_installed_redis_py_is_read_right() -> None:
     for pool_class in (redis.ConnectionPool, redis.BlockingConnectionPool):
         pool = pool_class()
         try:
-            assert _takes_command_name(pool) == (_release(version("redis")) < (5, 3))
+            assert takes_command_name(pool) == (_release(version("redis")) < (5, 3))
         finally:
             pool.disconnect()
 
@@ -69,7 +69,7 @@ class _NoArgPool:  # a later redis-py that drops the argument altogether
     ("pool", "expected"), [(_OldPool(), True), (_NewPool(), False), (_NoArgPool(), False)]
 )
 def test_each_calling_convention_is_recognised(pool: object, expected: bool) -> None:
-    assert _takes_command_name(pool) is expected
+    assert takes_command_name(pool) is expected
 
 
 @pytest.mark.parametrize("blocking", [True, False])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from pyramid.interfaces import ISecurityPolicy
 
 import pyramid_jeff
 from pyramid_jeff import MemoryStore, RedisStore
-from pyramid_jeff.settings import KNOWN, JeffSettings, parse_settings
+from pyramid_jeff.settings import KNOWN, SETTINGS, JeffSettings, markdown_table, parse_settings
 
 
 def configure(**settings: Any) -> Any:
@@ -26,7 +27,7 @@ def policy_of(app: Any) -> Any:
 
 def test_defaults_match_the_contract() -> None:
     parsed = parse_settings({})
-    assert parsed == JeffSettings()
+    assert parsed == JeffSettings(**{s.field: s.default for s in SETTINGS})
     assert parsed.store == "memory://"
     assert parsed.cookie_name == "jeff"
     assert parsed.cookie_secure is True
@@ -141,7 +142,8 @@ def test_samesite_none_requires_secure() -> None:
 def test_other_settings_are_left_alone() -> None:
     others = {"jeffrey.anything": "x", "jeff": "y", "pyramid.reload_templates": "true"}
     # Not taken for ours (a "jeff" prefix without the dot would refuse them as unknown)...
-    assert parse_settings({**others, "jeff.max_age": "60"}) == JeffSettings(max_age=60)
+    expected = dataclasses.replace(parse_settings({}), max_age=60)
+    assert parse_settings({**others, "jeff.max_age": "60"}) == expected
     app = configure(**others)
     # ...and passed through untouched (Pyramid itself coerces its own reload_templates).
     assert app.registry.settings["jeffrey.anything"] == "x"
@@ -156,16 +158,19 @@ def test_every_known_setting_is_documented_in_includeme() -> None:
         assert f"``{key}``" in doc, key
 
 
-def test_every_known_setting_has_a_row_in_the_readme() -> None:
+def test_the_settings_table_gives_every_field() -> None:
+    assert [f.name for f in dataclasses.fields(JeffSettings)] == [s.field for s in SETTINGS]
+    assert len(KNOWN) == len(SETTINGS) > 10
+
+
+def test_the_readme_table_is_the_settings_table() -> None:
+    """The README's table of settings is pyramid_jeff.settings.markdown_table(), to the
+    letter: change a setting's meaning in SETTINGS, then paste that table."""
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    rows = {
-        line.split("|")[1].strip().strip("`")
-        for line in readme.splitlines()
-        if line[:8] == "| `jeff."
-    }
-    assert rows == set(KNOWN)
+    table = markdown_table()
+    assert table in readme, table
 
 
 def test_store_urls_choose_the_store(redis_url: str) -> None:
@@ -287,9 +292,55 @@ def test_a_store_whose_extra_is_missing_says_which_to_install(
 ) -> None:
     import sys
 
-    monkeypatch.setitem(sys.modules, "pyramid_jeff.memcached_store", None)
+    monkeypatch.setitem(sys.modules, "pyramid_jeff.stores.memcached", None)
     with pytest.raises(ConfigurationError, match=r"jeff\.store: .*pyramid_jeff\[memcached\]"):
         configure(**{"jeff.store": "memcached://127.0.0.1:11211"})
-    monkeypatch.setitem(sys.modules, "pyramid_jeff.sql_store", None)
+    monkeypatch.setitem(sys.modules, "pyramid_jeff.stores.sql", None)
     with pytest.raises(ConfigurationError, match=r"jeff\.store: .*pyramid_jeff\[sql\]"):
         configure(**{"jeff.store": "sqlite://"})
+
+
+def test_settings_added_after_the_include_count() -> None:
+    """Read when the configuration commits, as pyramid_tm reads its own."""
+    config = Configurator(settings={"jeff.max_age": "60"})
+    config.include("pyramid_jeff")
+    config.add_settings({"jeff.max_age": "120", "jeff.cookie_name": "later"})
+    policy = policy_of(config.make_wsgi_app())
+    assert policy.manager.max_age == 120
+    assert policy.cookie.name == "__Host-later"
+
+
+def test_a_bad_setting_fails_when_the_configuration_commits() -> None:
+    config = Configurator(settings={"jeff.max_age": "0"})
+    config.include("pyramid_jeff")  # nothing read yet
+    with pytest.raises(ConfigurationError, match=r"jeff\.max_age: expected a whole number"):
+        config.make_wsgi_app()
+
+
+def test_an_application_policy_set_in_main_overrides_ours() -> None:
+    from pyramid.authorization import ACLHelper
+
+    class Mine:
+        def identity(self, request: Any) -> None:
+            return None
+
+        def authenticated_userid(self, request: Any) -> None:
+            return None
+
+        def permits(self, request: Any, context: Any, permission: str) -> Any:
+            return ACLHelper().permits(context, [], permission)
+
+    config = Configurator()
+    config.include("pyramid_jeff")
+    mine = Mine()
+    config.set_security_policy(mine)
+    assert policy_of(config.make_wsgi_app()) is mine
+
+
+def test_the_ini_form_pyramid_includes() -> None:
+    """``pyramid.includes = pyramid_jeff`` in the ini file, as the README shows."""
+    config = Configurator(
+        settings={"pyramid.includes": "pyramid_tm\npyramid_jeff", "jeff.max_age": "60"}
+    )
+    policy = policy_of(config.make_wsgi_app())
+    assert policy.manager.max_age == 60

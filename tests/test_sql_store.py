@@ -31,7 +31,7 @@ from pyramid_jeff.credentials import (
 from pyramid_jeff.errors import StoreUnavailable, TooManySessions
 from pyramid_jeff.manager import SessionManager
 from pyramid_jeff.session import TOMBSTONE_MS, Session, pack_meta
-from pyramid_jeff.sql_store import SQLStore, jeff_sessions, make_table
+from pyramid_jeff.stores.sql import SQLStore, jeff_sessions, make_table
 
 from .conftest import clean_store_url
 from .helpers import stored_session
@@ -1066,7 +1066,7 @@ def test_a_column_that_cannot_be_added_fails_loudly(
     # As if the ALTER were refused (no privilege): the column stays missing.
     monkeypatch.setattr(SQLStore, "_missing_columns", lambda self, c: [self.table.c.ended])
     failures = (sa.exc.DBAPIError, StoreUnavailable)
-    with caplog.at_level(logging.ERROR, logger="pyramid_jeff.sql_store"):
+    with caplog.at_level(logging.ERROR, logger="pyramid_jeff.stores.sql"):
         try:
             store = SQLStore.from_url(sql_url)
         except failures:

@@ -19,7 +19,7 @@ import pytest
 from pyramid_jeff.credentials import key_digest, new_session_id
 from pyramid_jeff.errors import TooManySessions
 from pyramid_jeff.session import TOMBSTONE_MS, Session, pack_meta
-from pyramid_jeff.store import SessionStore
+from pyramid_jeff.stores import SessionStore
 
 from .helpers import stored_session
 

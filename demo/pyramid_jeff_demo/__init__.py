@@ -25,6 +25,22 @@ _APP_SETTINGS = {
     "jeff.csrf": "true",
 }
 
+_ROUTES = [
+    ("home", "/"),
+    ("login", "/login"),
+    ("logout", "/logout"),
+    ("products", "/products"),
+    ("users", "/users"),
+    ("sessions", "/sessions"),
+    ("revoke", "/sessions/revoke"),
+    ("revoke_others", "/sessions/revoke-others"),
+    ("admin", "/admin"),
+    ("admin_revoke", "/admin/revoke"),
+    ("admin_revoke_session", "/admin/revoke-session"),
+    ("admin_everyone", "/admin/sign-out-everyone"),
+    ("password", "/account/password"),
+]
+
 
 def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
     """PasteDeploy app factory (``use = egg:pyramid_jeff_demo``)."""
@@ -41,18 +57,7 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         for event_type in (SessionCreated, SessionEnded, EveryoneRevoked):
             config.add_subscriber(trail, event_type)
         config.add_static_view("static", "pyramid_jeff_demo:static", cache_max_age=3600)
-        config.add_route("home", "/")
-        config.add_route("login", "/login")
-        config.add_route("logout", "/logout")
-        config.add_route("products", "/products")
-        config.add_route("users", "/users")
-        config.add_route("sessions", "/sessions")
-        config.add_route("revoke", "/sessions/revoke")
-        config.add_route("revoke_others", "/sessions/revoke-others")
-        config.add_route("admin", "/admin")
-        config.add_route("admin_revoke", "/admin/revoke")
-        config.add_route("admin_revoke_session", "/admin/revoke-session")
-        config.add_route("admin_everyone", "/admin/sign-out-everyone")
-        config.add_route("password", "/account/password")
+        for name, pattern in _ROUTES:
+            config.add_route(name, pattern)
         config.scan("pyramid_jeff_demo.views")
     return config.make_wsgi_app()
