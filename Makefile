@@ -7,14 +7,13 @@ BIN := $(VENV)/bin
 # The lowest supported versions (.ci/floors.txt), in a venv of their own.
 FLOORS_VENV ?= .venv-floors
 # Every test that exercises pyramid, redis-py, msgpack, pymemcache or SQLAlchemy, but the slow fuzzing
-# (test_hostile_input), the browser and the packaging tests.
-FLOORS_TESTS ?= tests/test_redis_floor.py tests/test_redis_store.py tests/test_functional.py tests/test_settings.py \
-	tests/test_security.py tests/test_integration.py tests/test_memory_store.py \
-	tests/test_races.py tests/test_outages.py tests/test_cluster.py tests/test_demo.py \
-	tests/test_store_contract.py tests/test_memcached_store.py tests/test_sql_store.py
+# (tests/hostile), the browser and the packaging tests.
+FLOORS_TESTS ?= tests/test_redis_floor.py tests/stores tests/test_functional.py \
+	tests/test_redirects.py tests/test_identity.py tests/test_settings.py tests/test_store_settings.py \
+	tests/test_malformed_cookies.py tests/test_security.py tests/test_integration.py tests/demo
 # Reads the retry count with Retry.get_retries(), which redis-py 5.0 does not have yet; the
-# no-retry behaviour itself is tested by test_redis_store and test_outages.
-FLOORS_DESELECT ?= --deselect tests/test_settings.py::test_store_urls_choose_the_store
+# no-retry behaviour itself is tested by tests/stores/redis.
+FLOORS_DESELECT ?= --deselect tests/test_store_settings.py::test_store_urls_choose_the_store
 
 .PHONY: demo demo-install test test-floors fuzz lint clean
 
@@ -45,7 +44,7 @@ test: $(VENV)/.test-installed
 
 # The cookie fuzz at 200 times `make test`'s 1,000 examples: a nightly-style run (about 12 minutes).
 fuzz: $(VENV)/.test-installed
-	JEFF_FUZZ_EXAMPLES=200000 $(BIN)/python -m pytest -p no:cacheprovider tests/test_hostile_input.py
+	JEFF_FUZZ_EXAMPLES=200000 $(BIN)/python -m pytest -p no:cacheprovider tests/hostile
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

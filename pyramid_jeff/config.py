@@ -103,12 +103,6 @@ def make_store(settings: JeffSettings, raw_settings: dict[str, Any]) -> SessionS
         raise ConfigurationError(f"jeff.store: {exc} (got {settings.store!r})") from None
 
 
-def _missing_extra(extra: str, exc: ImportError) -> ConfigurationError:
-    return ConfigurationError(
-        f"jeff.store: this store needs pip install 'pyramid_jeff[{extra}]' ({exc})"
-    )
-
-
 def _memcached_store(settings: JeffSettings) -> SessionStore:
     try:
         from .stores.memcached import MemcachedStore
@@ -128,11 +122,18 @@ def _sql_store(settings: JeffSettings) -> SessionStore:
         from .stores.sql import SQLStore
     except ImportError as exc:
         raise _missing_extra("sql", exc) from None
-    return SQLStore.from_url(
+    store: SessionStore = SQLStore.from_url(
         str(settings.store),
         table=settings.sql_table,
         timeout=settings.sql_timeout,
         pool_size=settings.sql_pool_size,
+    )
+    return store
+
+
+def _missing_extra(extra: str, exc: ImportError) -> ConfigurationError:
+    return ConfigurationError(
+        f"jeff.store: this store needs pip install 'pyramid_jeff[{extra}]' ({exc})"
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from .credentials import Credential, is_session_id, key_digest, normalize_key
 from .errors import TooManySessions
 from .events import EndReason, EventSink, EveryoneRevoked, SessionCreated, SessionEnded
-from .session import MAX_USER_AGENT, Session, pack_meta
+from .session import Session, check_max_age, new_session, pack_meta
 from .stores.protocol import SessionStore
 
 log = logging.getLogger(__name__)
@@ -25,18 +25,6 @@ DEFAULT_MAX_SESSIONS = 32
 MAX_TOUCH_INTERVAL_MS = 60_000
 # What to do with a login past max_sessions.
 MAX_SESSIONS_POLICIES = ("evict", "reject")
-
-
-MAX_LIFETIME = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
-
-
-def check_max_age(max_age: object) -> int:
-    """A session lifetime in whole seconds, 1 to 400 days; else ``TypeError``/``ValueError``."""
-    if isinstance(max_age, bool) or not isinstance(max_age, int):
-        raise TypeError(f"max_age must be an int of seconds, not {type(max_age).__name__}")
-    if not 1 <= max_age <= MAX_LIFETIME:
-        raise ValueError(f"max_age must be from 1 to {MAX_LIFETIME} seconds, not {max_age}")
-    return max_age
 
 
 def _now_ms() -> int:
@@ -94,11 +82,8 @@ class SessionManager:
         self.idle_timeout_ms = idle_timeout * 1000
         # last_seen is refreshed at most this often, so a read-only request writes
         # nothing; a quarter of the idle timeout keeps an active user from timing out.
-        self.touch_interval_ms = (
-            min(MAX_TOUCH_INTERVAL_MS, self.idle_timeout_ms // 4)
-            if self.idle_timeout_ms
-            else MAX_TOUCH_INTERVAL_MS
-        )
+        quarter = self.idle_timeout_ms // 4  # 0 without an idle timeout
+        self.touch_interval_ms = min(MAX_TOUCH_INTERVAL_MS, quarter or MAX_TOUCH_INTERVAL_MS)
 
     def bind(self, request: Any) -> SessionManager:
         """This manager, acting for ``request``: its events carry it."""
@@ -137,18 +122,7 @@ class SessionManager:
         packed_meta = pack_meta(meta)
         credential = Credential.mint(text_key)
         now = self.clock()
-        session = Session(
-            key=text_key,
-            id=credential.session_id,
-            created_ms=now,
-            last_seen_ms=now,
-            expires_ms=now + lifetime_ms,
-            # NUL never reaches a store: PostgreSQL text cannot hold it.
-            ip=(ip or "").replace("\x00", "") or None,
-            user_agent=(user_agent or "").replace("\x00", "")[:MAX_USER_AGENT] or None,
-            packed_meta=packed_meta,
-            token_digest=credential.token_digest(),
-        )
+        session = new_session(credential, text_key, now, lifetime_ms, ip, user_agent, packed_meta)
         same_key = replacing is not None and replacing.key_digest == credential.key_digest
         replaced = replacing if same_key else None
         try:

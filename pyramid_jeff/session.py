@@ -20,9 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
+
+if TYPE_CHECKING:
+    from .credentials import Credential
 
 RECORD_VERSION = 1
 MAX_META_BYTES = 4096
@@ -32,6 +35,7 @@ ENDED_REASONS = ("revoked", "evicted")
 # A tombstone is kept at most this long (and never past the session's own expiry): long
 # enough for a browser to come back and be told, short enough to cost little.
 TOMBSTONE_MS = 7 * 24 * 3600 * 1000
+MAX_LIFETIME = 400 * 24 * 3600  # seconds: browsers cap cookie lifetimes at 400 days
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _PACKED_EMPTY_META: bytes = msgpack.packb({})
@@ -118,6 +122,39 @@ class Session:
         """This session ended for ``reason``, kept until :data:`TOMBSTONE_MS` from now
         (at most until its own expiry)."""
         return replace(self, ended=reason, expires_ms=min(self.expires_ms, now_ms + TOMBSTONE_MS))
+
+
+def check_max_age(max_age: object) -> int:
+    """A session lifetime in whole seconds, 1 to 400 days; else ``TypeError``/``ValueError``."""
+    if isinstance(max_age, bool) or not isinstance(max_age, int):
+        raise TypeError(f"max_age must be an int of seconds, not {type(max_age).__name__}")
+    if not 1 <= max_age <= MAX_LIFETIME:
+        raise ValueError(f"max_age must be from 1 to {MAX_LIFETIME} seconds, not {max_age}")
+    return max_age
+
+
+def new_session(
+    credential: Credential,
+    key: str,
+    now_ms: int,
+    lifetime_ms: int,
+    ip: str | None,
+    user_agent: str | None,
+    packed_meta: bytes,
+) -> Session:
+    """The record of a login made now, for the session ``credential`` names."""
+    return Session(
+        key=key,
+        id=credential.session_id,
+        created_ms=now_ms,
+        last_seen_ms=now_ms,
+        expires_ms=now_ms + lifetime_ms,
+        # NUL never reaches a store: PostgreSQL text cannot hold it.
+        ip=(ip or "").replace("\x00", "") or None,
+        user_agent=(user_agent or "").replace("\x00", "")[:MAX_USER_AGENT] or None,
+        packed_meta=packed_meta,
+        token_digest=credential.token_digest(),
+    )
 
 
 def pack_meta(meta: Mapping[str, Any] | None) -> bytes:

@@ -34,8 +34,9 @@ from .converters import (
     whole_number,
 )
 from .cookies import SameSite
-from .manager import DEFAULT_MAX_AGE, DEFAULT_MAX_SESSIONS, MAX_LIFETIME, MAX_SESSIONS_POLICIES
+from .manager import DEFAULT_MAX_AGE, DEFAULT_MAX_SESSIONS, MAX_SESSIONS_POLICIES
 from .privacy import RECORD_IP_MODES
+from .session import MAX_LIFETIME
 
 PREFIX = "jeff."
 # At the cap a login prunes and sorts the key's sessions in one atomic step (a Lua script

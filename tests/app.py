@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pyramid.authorization import Allow, Authenticated
-from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPSeeOther
-from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import forget, remember
 from pyramid.view import view_config
 
 from pyramid_jeff import safe_return_path
+from pyramid_jeff.testing import jeff_policy
+
+from .helpers import jeff_config
 
 
 class Root:
@@ -72,7 +73,7 @@ def whoami(request: Request) -> dict[str, Any]:
     return {
         "userid": request.authenticated_userid,
         "session_id": None if session is None else session.id,
-        "principals": request.registry.getUtility(ISecurityPolicy).effective_principals(request),
+        "principals": jeff_policy(request.registry).effective_principals(request),
         "meta": None if session is None else dict(session.meta),
     }
 
@@ -86,8 +87,7 @@ def sessions(request: Request) -> list[dict[str, Any]]:
 
 
 def make_wsgi_app(settings: dict[str, Any]) -> Any:
-    config = Configurator(settings=settings, root_factory=Root)
-    config.include("pyramid_jeff")
+    config = jeff_config(settings, root_factory=Root)
     for name, path in [
         ("login", "/login"),
         ("logout", "/logout"),

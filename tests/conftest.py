@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 import redis
 import webtest
-from pyramid.interfaces import ISecurityPolicy
+from pyramid.config import Configurator
 
 from pyramid_jeff import SessionManager, SessionStore, make_store
 from pyramid_jeff.settings import parse_settings
+from pyramid_jeff.testing import jeff_policy
 
 from .app import make_wsgi_app
+from .helpers import jeff_config
 from .memcached_server import MemcachedServer
 from .redis_server import RedisServer
 
@@ -170,7 +172,7 @@ def make_app(store_url: str) -> AppFactory:
         all_settings.update(settings or {})
         wsgi = make_wsgi_app(all_settings)
         app = JeffTestApp(wsgi, extra_environ=dict(HTTPS))
-        app.manager = wsgi.registry.getUtility(ISecurityPolicy).manager
+        app.manager = jeff_policy(wsgi.registry).manager
         return app
 
     return factory
@@ -179,3 +181,19 @@ def make_app(store_url: str) -> AppFactory:
 @pytest.fixture
 def app(make_app: AppFactory) -> JeffTestApp:
     return make_app()
+
+
+ConfigFactory = Callable[..., Configurator]
+
+
+@pytest.fixture
+def make_config() -> ConfigFactory:
+    """``make_config(settings=None, root_factory=None, **jeff)``: :func:`helpers.jeff_config`,
+    a Configurator that has included pyramid_jeff (``jeff.<name>`` from each keyword)."""
+    return jeff_config
+
+
+@pytest.fixture
+def config(make_config: ConfigFactory) -> Iterator[Configurator]:
+    """A Configurator that has included pyramid_jeff, on the memory store."""
+    yield make_config(store="memory://")

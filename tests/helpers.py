@@ -4,15 +4,48 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Mapping
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 import webtest
+from pyramid.config import Configurator
+from pyramid.router import Router
 
 from pyramid_jeff.credentials import new_session_id
 from pyramid_jeff.session import Session
 
 HOUR_MS = 3_600_000
+Client = TypeVar("Client", bound=webtest.TestApp)
+
+
+# For a test that does not depend on the store: it runs on the memory store only, in place
+# of every store the `store_url` fixture would give it (`on_memory("any_store_url")` for
+# another such fixture).
+def on_memory(fixture: str = "store_url") -> pytest.MarkDecorator:
+    return pytest.mark.parametrize(fixture, ["memory"], indirect=True)
+
+
+memory_only = on_memory()
+
+
+def jeff_config(
+    settings: Mapping[str, Any] | None = None, *, root_factory: Any = None, **jeff: Any
+) -> Configurator:
+    """A Configurator that has included pyramid_jeff, with these settings: keyword names
+    become ``jeff.<name>``, ``settings`` gives full keys. Nothing else is set, so pyramid_jeff's
+    defaults apply (the memory store)."""
+    all_settings = {f"jeff.{name}": value for name, value in jeff.items()}
+    all_settings.update(settings or {})
+    config = Configurator(settings=all_settings, root_factory=root_factory)
+    config.include("pyramid_jeff")
+    return config
+
+
+def jeff_app(settings: Mapping[str, Any] | None = None, **jeff: Any) -> Router:
+    """The WSGI application of :func:`jeff_config` (with nothing else in it)."""
+    return jeff_config(settings, **jeff).make_wsgi_app()
 
 
 def stored_session(
@@ -57,9 +90,25 @@ def cookie_value(header: str) -> str:
     return morsel.value
 
 
-def fresh_client(app: webtest.TestApp) -> webtest.TestApp:
-    """Another browser on the same application (its own cookie jar)."""
-    return type(app)(app.app, extra_environ=dict(app.extra_environ))
+def login_cookie(app: Any, key: str = "bob@example.com") -> str:
+    """The cookie value of a login of ``app`` (a JeffTestApp) as ``key``."""
+    (header,) = set_cookies(app.login(key))
+    return cookie_value(header)
+
+
+def get_with_cookie_header(app: webtest.TestApp, header: str, path: str = "/public") -> Any:
+    """``path`` with exactly this Cookie header, whatever the cookie jar holds."""
+    app.reset()
+    return app.get(path, extra_environ={"HTTP_COOKIE": header}, status="*")
+
+
+def fresh_client(app: Client) -> Client:
+    """Another browser on the same application (its own cookie jar), with the same
+    ``manager`` if ``app`` has one."""
+    client = type(app)(app.app, extra_environ=dict(app.extra_environ))
+    if hasattr(app, "manager"):
+        client.manager = app.manager  # type: ignore[attr-defined]
+    return client
 
 
 class Clock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .conftest import JeffTestApp
-from .helpers import cookie_value, set_cookies
+from .helpers import cookie_value, memory_only, set_cookies
 
 COOKIE = "__Host-jeff"
 BOMB = "; ".join(f"sibling{i}={'b' * 4000}" for i in range(12))  # 48 KB of other cookies
@@ -27,6 +27,7 @@ def send(app: JeffTestApp, header: str, path: str = "/public", **kw: Any) -> Any
     return app.get(path, extra_environ={"HTTP_COOKIE": header}, status="*", **kw)
 
 
+@memory_only
 def test_a_cookie_bomb_neither_logs_out_nor_expires_the_cookie(app: JeffTestApp) -> None:
     value = login_cookie(app)
     for header in (f"{BOMB}; {COOKIE}={value}", f"{COOKIE}={value}; {BOMB}"):
@@ -37,6 +38,7 @@ def test_a_cookie_bomb_neither_logs_out_nor_expires_the_cookie(app: JeffTestApp)
     assert send(app, f"{COOKIE}={value}").text == "hello bob@example.com"
 
 
+@memory_only
 def test_a_header_beyond_the_limit_is_anonymous_but_expires_nothing(app: JeffTestApp) -> None:
     value = login_cookie(app)
     huge = "; ".join(f"sibling{i}={'b' * 4000}" for i in range(70))  # > 256 KiB
@@ -46,6 +48,7 @@ def test_a_header_beyond_the_limit_is_anonymous_but_expires_nothing(app: JeffTes
     assert send(app, f"{COOKIE}={value}").text == "hello bob@example.com"
 
 
+@memory_only
 def test_a_tossed_copy_of_our_cookie_is_anonymous_and_expires_nothing(
     app: JeffTestApp,
 ) -> None:
@@ -61,6 +64,7 @@ def test_a_tossed_copy_of_our_cookie_is_anonymous_and_expires_nothing(
     assert send(app, f"{COOKIE}={value}").text == "hello bob@example.com"
 
 
+@memory_only
 def test_a_single_malformed_cookie_is_anonymous_and_left_alone(app: JeffTestApp) -> None:
     response = send(app, f"{COOKIE}=not-one-of-ours")
     assert response.text == "anonymous"

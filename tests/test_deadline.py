@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import webtest
-from pyramid.interfaces import ISecurityPolicy
 
 from pyramid_jeff import RedisStore, SessionManager, StoreUnavailable
 from pyramid_jeff.credentials import key_digest
+from pyramid_jeff.testing import jeff_policy
 
 from .app import make_wsgi_app
 from .conftest import HTTPS
@@ -50,11 +50,6 @@ def slow_app(proxy: SlowProxy) -> webtest.TestApp:
         }
     )
     return webtest.TestApp(wsgi, extra_environ=dict(HTTPS))
-
-
-def manager_of(app: webtest.TestApp) -> SessionManager:
-    manager: SessionManager = app.app.registry.getUtility(ISecurityPolicy).manager
-    return manager
 
 
 def log_in(app: webtest.TestApp, key: str, cookie: str | None = None) -> str:
@@ -99,7 +94,7 @@ def test_every_request_answers_within_its_store_budget(proxy: SlowProxy) -> None
     assert response.status_int == 303 and set_cookies(response)
 
     # HGET, then a last_seen refresh is due: two round trips do not fit in the budget.
-    manager = manager_of(app)
+    manager = jeff_policy(app.app.registry).manager
     real_clock = manager.clock
     manager.clock = lambda: real_clock() + 120_000
     try:
@@ -265,51 +260,3 @@ def test_a_connection_used_in_a_request_gets_its_own_timeout_back(proxy: SlowPro
     assert store.get(digest, "x" * 22) is None
     assert len(proxy.connections) == 1
     store.close()
-
-
-class BudgetRecordingStore:
-    """A memory store that says it waits on a network, and records, per call, the
-    request budget the call ran under."""
-
-    request_budget = 1.0
-
-    def __init__(self) -> None:
-        from pyramid_jeff import MemoryStore, deadline
-
-        self.store = MemoryStore()
-        self.deadline = deadline
-        self.budgets: list[tuple[str, object]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.store, name)
-
-        def recorded(*args: Any, **kwargs: Any) -> Any:
-            self.budgets.append((name, self.deadline.current()))
-            return method(*args, **kwargs)
-
-        return recorded
-
-
-def budget_recording_store(settings: dict[str, Any]) -> BudgetRecordingStore:
-    return BudgetRecordingStore()
-
-
-def test_ending_a_replaced_session_spends_the_same_request_budget() -> None:
-    # A login that replaces another key's session ends the old one once the response is
-    # settled, after the tween: still within the request's one budget, not a new one.
-    wsgi = make_wsgi_app(
-        {
-            "jeff.store": "tests.test_deadline.budget_recording_store",
-            "jeff.login_url": "/login",
-        }
-    )
-    app = webtest.TestApp(wsgi, extra_environ=dict(HTTPS))
-    store = wsgi.registry.getUtility(ISecurityPolicy).manager.store
-    app.post("/login", {"key": "carol@example.com"}, status=303)
-    store.budgets.clear()
-    app.post("/login", {"key": "bob@example.com"}, status=303)
-    calls = [name for name, _ in store.budgets]
-    assert calls == ["create", "revoke"], calls
-    budgets = {id(budget) for _, budget in store.budgets}
-    assert None not in {budget for _, budget in store.budgets}
-    assert len(budgets) == 1  # one budget for the whole request

@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 import webtest
-from pyramid.config import Configurator
 from pyramid.events import NewResponse
 from pyramid.httpexceptions import HTTPSeeOther
-from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.scripting import prepare
 from pyramid.security import forget, remember
 
 from pyramid_jeff import SessionManager
+from pyramid_jeff.testing import jeff_policy
 
 from .conftest import HTTPS
+from .helpers import jeff_config
 
 
 class Boom(Exception):
@@ -27,8 +27,7 @@ class Boom(Exception):
 
 
 def make_app(store_url: str, **settings: Any) -> tuple[webtest.TestApp, SessionManager]:
-    config = Configurator(settings={"jeff.store": store_url, **settings})
-    config.include("pyramid_jeff")
+    config = jeff_config({"jeff.store": store_url, **settings})
     pending: list[list[tuple[str, str]]] = []
 
     def login(request: Request) -> Response:
@@ -81,7 +80,7 @@ def make_app(store_url: str, **settings: Any) -> tuple[webtest.TestApp, SessionM
         config.add_view(view, route_name=view.__name__)
     config.add_exception_view(lambda exc, request: Response("sorry", status=500), RuntimeError)
     wsgi = config.make_wsgi_app()
-    manager = wsgi.registry.getUtility(ISecurityPolicy).manager
+    manager = jeff_policy(wsgi.registry).manager
     return webtest.TestApp(wsgi, extra_environ=dict(HTTPS)), manager
 
 

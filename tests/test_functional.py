@@ -7,8 +7,8 @@ import webtest
 
 from pyramid_jeff import Session
 
-from .conftest import ALL_STORES, AppFactory, JeffTestApp, clean_store_url
-from .helpers import Clock, cookie_attributes, fresh_client, set_cookies
+from .conftest import ALL_STORES, AppFactory, ConfigFactory, JeffTestApp, clean_store_url
+from .helpers import Clock, cookie_attributes, fresh_client, memory_only, set_cookies
 
 COOKIE = "__Host-jeff"
 
@@ -17,12 +17,6 @@ COOKIE = "__Host-jeff"
 def store_url(request: pytest.FixtureRequest) -> str:
     """The jeff scenario and its friends on memory, Redis, memcached and SQL."""
     return clean_store_url(request, request.param)
-
-
-def new_client(app: JeffTestApp) -> JeffTestApp:
-    client = fresh_client(app)
-    client.manager = app.manager
-    return client
 
 
 def test_jeff_scenario(app: JeffTestApp) -> None:
@@ -42,7 +36,7 @@ def test_jeff_scenario(app: JeffTestApp) -> None:
     assert attributes["max-age"] == "2592000"
     assert first.get("/protected").text == f"secret for {key}"
 
-    second, third = new_client(app), new_client(app)
+    second, third = fresh_client(app), fresh_client(app)
     second.login(key)
     third.login(key)
     for client in (first, second, third):
@@ -60,9 +54,9 @@ def test_jeff_scenario(app: JeffTestApp) -> None:
     second.get("/protected", status=303)
     assert app.manager.sessions(key) == []
 
-    anonymous = new_client(app)
+    anonymous = fresh_client(app)
     assert anonymous.get("/public").text == "anonymous"
-    fourth = new_client(app)
+    fourth = fresh_client(app)
     fourth.login(key)
     assert fourth.get("/public").text == f"hello {key}"
 
@@ -78,7 +72,7 @@ def test_sessions_are_listed_newest_first_with_their_details(make_app: AppFactor
     clock = Clock()
     app.manager.clock = clock
     for agent in ("phone", "laptop", "tablet"):
-        client = new_client(app)
+        client = fresh_client(app)
         client.extra_environ["HTTP_USER_AGENT"] = agent
         client.login("bob@example.com", method="password")
         clock.advance(1)
@@ -102,123 +96,7 @@ def test_int_keys_are_kept_as_decimal_strings(app: JeffTestApp) -> None:
     assert app.manager.revoke_all(42) == 1
 
 
-def test_forbidden_view(make_app: AppFactory) -> None:
-    app = make_app(groupfinder="tests.app.groupfinder")
-    response = app.get("/protected?page=2", status=303)
-    assert response.location == "https://example.com/login?next=%2Fprotected%3Fpage%3D2"
-    # API clients get 401 rather than an HTML redirect.
-    app.get("/protected", headers={"X-Requested-With": "XMLHttpRequest"}, status=401)
-    app.get("/protected", headers={"Accept": "application/json"}, status=401)
-    app.get("/protected", headers={"Accept": "text/html,application/json;q=0.9"}, status=303)
-    app.get("/protected", headers={"Accept": "*/*"}, status=303)
-    # Logged in without the permission: 403, no redirect.
-    app.login("bob@example.com")
-    app.get("/admin", status=403)
-    admin = new_client(app)
-    admin.login("admin@example.com")
-    assert admin.get("/admin").text == "admin area"
-
-
-def test_a_forbidden_post_is_sent_to_login_without_next(app: JeffTestApp) -> None:
-    response = app.post("/protected", status=303)
-    assert response.location == "https://example.com/login"
-
-
-def test_forbidden_login_page_is_403_not_a_loop(make_app: AppFactory) -> None:
-    app = make_app(login_url="/protected")
-    app.get("/protected", status=403)
-    app.get("/admin", status=303)
-
-
-def test_login_url_with_a_query_keeps_it(make_app: AppFactory) -> None:
-    app = make_app(login_url="/login?source=jeff")
-    response = app.get("/admin", status=303)
-    assert response.location.endswith("/login?source=jeff&next=%2Fadmin")
-
-
-def custom_redirect(request: object) -> object:
-    from pyramid.httpexceptions import HTTPFound
-
-    return HTTPFound(location="/custom-login")
-
-
-def custom_redirect_with_context(context: object, request: object) -> object:
-    from pyramid.response import Response
-
-    return Response("please log in", status=401)
-
-
-@pytest.mark.parametrize(
-    ("view", "status"),
-    [("custom_redirect", 302), ("custom_redirect_with_context", 401)],
-)
-def test_redirect_setting_replaces_the_anonymous_redirect(
-    make_app: AppFactory, view: str, status: int
-) -> None:
-    app = make_app(redirect=f"tests.test_functional.{view}")
-    app.get("/protected", status=status)
-    app.login("bob@example.com")
-    app.get("/admin", status=403)  # authenticated requests keep the 403
-
-
-def test_an_applications_own_forbidden_view_wins(store_url: str) -> None:
-    from pyramid.config import Configurator
-    from pyramid.response import Response
-
-    from .app import Root
-
-    config = Configurator(settings={"jeff.store": store_url}, root_factory=Root)
-    config.include("pyramid_jeff")
-    config.add_forbidden_view(lambda request: Response("ours", status=403))
-    config.add_route("protected", "/protected")
-    config.add_view(lambda request: Response("secret"), route_name="protected", permission="view")
-    app = webtest.TestApp(config.make_wsgi_app())
-    assert app.get("/protected", status=403).text == "ours"
-
-
-def test_identity_loader_and_groupfinder(make_app: AppFactory) -> None:
-    app = make_app(
-        identity_loader="tests.test_functional.load_user",
-        groupfinder="tests.app.groupfinder",
-    )
-    app.login("admin@example.com")
-    whoami = app.get("/whoami").json
-    assert whoami["userid"] == "admin@example.com"
-    assert "role:admin" in whoami["principals"]
-    app.get("/admin", status=200)
-
-    deleted = new_client(app)
-    deleted.login("deleted@example.com")
-    assert deleted.get("/whoami").json["userid"] is None
-    deleted.get("/protected", status=303)
-
-    disabled = new_client(app)
-    disabled.login("disabled@example.com")  # the groupfinder returns None
-    assert disabled.get("/whoami").json["principals"] == ["system.Everyone"]
-    disabled.get("/protected", status=303)
-
-
-USERS = {"admin@example.com": {"name": "Ada"}, "disabled@example.com": {"name": "Dis"}}
-
-
-def load_user(session: Session, request: object) -> object:
-    return USERS.get(session.key)
-
-
-def test_identity_is_computed_once_per_request(make_app: AppFactory) -> None:
-    calls: list[str] = []
-
-    def counting_loader(session: Session, request: object) -> object:
-        calls.append(session.key)
-        return session
-
-    app = make_app(identity_loader=counting_loader)
-    app.login("bob@example.com")
-    calls.clear()
-    app.get("/whoami")  # reads authenticated_userid, identity and principals
-    assert calls == ["bob@example.com"]
-
-
+@memory_only
 def test_responses_that_read_the_session_are_private(app: JeffTestApp) -> None:
     response = app.get("/public")
     assert response.headers["Vary"] == "Cookie"
@@ -294,7 +172,7 @@ def test_max_sessions_evicts_the_oldest(make_app: AppFactory) -> None:
     app.manager.clock = clock
     clients = []
     for _ in range(3):
-        client = new_client(app)
+        client = fresh_client(app)
         client.login("bob@example.com")
         clients.append(client)
         clock.advance(1)
@@ -305,7 +183,7 @@ def test_max_sessions_evicts_the_oldest(make_app: AppFactory) -> None:
 
 
 def test_revoke_all_but_the_current_one(app: JeffTestApp) -> None:
-    other = new_client(app)
+    other = fresh_client(app)
     other.login("bob@example.com")
     app.login("bob@example.com")
     current = app.get("/whoami").json["session_id"]
@@ -321,9 +199,11 @@ def test_revoking_what_is_not_there(app: JeffTestApp) -> None:
     assert app.manager.sessions("nobody@example.com") == []
 
 
-def test_remember_within_a_request_updates_that_request(make_app: AppFactory) -> None:
+@memory_only
+def test_remember_within_a_request_updates_that_request(
+    make_app: AppFactory, make_config: ConfigFactory
+) -> None:
     """After remember(), request.jeff_session and the userid are the new session's."""
-    from pyramid.config import Configurator
     from pyramid.security import forget, remember
 
     def view(request: object) -> dict[str, object]:
@@ -343,8 +223,7 @@ def test_remember_within_a_request_updates_that_request(make_app: AppFactory) ->
         }
 
     base = make_app()
-    config = Configurator(settings=base.app.registry.settings)
-    config.include("pyramid_jeff")
+    config = make_config(base.app.registry.settings)
     config.add_route("both", "/both")
     config.add_view(view, route_name="both", renderer="json")
     app = webtest.TestApp(config.make_wsgi_app())
@@ -376,6 +255,7 @@ def test_meta_must_be_small_and_serialisable(app: JeffTestApp) -> None:
     "key",
     ["", "x" * 513, "nul\x00byte", "cafe\u0301", "tab\tkey", 3.5, None, True, b"bytes"],
 )
+@memory_only
 def test_bad_keys_are_refused_before_any_write(app: JeffTestApp, key: object) -> None:
     with pytest.raises((TypeError, ValueError)):
         app.manager.create(key)  # type: ignore[arg-type]
@@ -385,22 +265,3 @@ def test_reasonable_keys_are_accepted(app: JeffTestApp) -> None:
     for key in ("user::a@example.com", "*?[glob]{brace}:", "caf\u00e9", "x" * 512, "\U0001f600"):
         app.manager.create(key)
         assert len(app.manager.sessions(key)) == 1
-
-
-def test_a_scheme_relative_path_is_never_put_in_next(store_url: str) -> None:
-    from pyramid.config import Configurator
-    from pyramid.response import Response
-
-    from .app import Root
-
-    config = Configurator(
-        settings={"jeff.store": store_url, "jeff.login_url": "/login"}, root_factory=Root
-    )
-    config.include("pyramid_jeff")
-    config.add_route("anything", "/*rest")
-    config.add_view(lambda request: Response("x"), route_name="anything", permission="view")
-    app = webtest.TestApp(config.make_wsgi_app())
-    response = app.get("//evil.example/x", status=303)
-    assert response.location == "http://localhost/login"
-    response = app.get("/fine/x?q=1", status=303)
-    assert response.location == "http://localhost/login?next=%2Ffine%2Fx%3Fq%3D1"

@@ -8,24 +8,23 @@ from typing import Any
 
 import pytest
 import webtest
-from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPSeeOther
-from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import remember
 
 from pyramid_jeff import Session
 from pyramid_jeff.session import pack_meta
+from pyramid_jeff.testing import jeff_policy
 
 from .conftest import HTTPS
+from .helpers import jeff_config, memory_only
 
 PUBLIC_FIELDS = {"key", "id", "created_at", "last_seen", "expires_at", "ip", "user_agent", "meta"}
 
 
 def make_app(store_url: str) -> webtest.TestApp:
-    config = Configurator(settings={"jeff.store": store_url})
-    config.include("pyramid_jeff")
+    config = jeff_config(store=store_url)
 
     def login(request: Request) -> HTTPSeeOther:
         meta = {"method": "password", "device": {"name": "phone", "trusted": True}}
@@ -51,6 +50,7 @@ def make_app(store_url: str) -> webtest.TestApp:
     return webtest.TestApp(config.make_wsgi_app(), extra_environ=dict(HTTPS))
 
 
+@memory_only
 def test_a_session_its_list_and_its_meta_render_as_json(store_url: str) -> None:
     app = make_app(store_url)
     app.get("/login", status=303, headers={"User-Agent": "Phone/1.0"})
@@ -69,11 +69,12 @@ def test_a_session_its_list_and_its_meta_render_as_json(store_url: str) -> None:
     assert app.get("/meta").json == current["meta"]
 
 
+@memory_only
 def test_json_never_carries_the_token_or_its_digest(store_url: str) -> None:
     app = make_app(store_url)
     login = app.get("/login", status=303)
     cookie_value = login.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
-    policy = app.app.registry.getUtility(ISecurityPolicy)  # type: ignore[attr-defined]
+    policy = jeff_policy(app.app.registry)  # type: ignore[attr-defined]
     session = policy.manager.sessions("ann@example.com")[0]
     body = app.get("/current").text
     assert session.token_digest and session.token_digest.hex() not in body

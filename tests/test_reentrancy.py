@@ -13,13 +13,14 @@ from typing import Any, ClassVar
 import pytest
 import webtest
 from pyramid.authorization import Allow, Authenticated, Everyone
-from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPSeeOther
-from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request
 from pyramid.security import remember
 
+from pyramid_jeff.testing import jeff_policy
+
 from .conftest import HTTPS
+from .helpers import jeff_config, memory_only
 
 USERS = {"1": {"name": "ann", "role": "editor"}, "2": {"name": "bob", "role": "viewer"}}
 
@@ -33,7 +34,7 @@ class Root:
 
 def principals(request: Request) -> list[str]:
     # request.effective_principals is the deprecated pre-2.0 API: ask the policy.
-    return sorted(request.registry.getUtility(ISecurityPolicy).effective_principals(request))
+    return sorted(jeff_policy(request.registry).effective_principals(request))
 
 
 def load_user(session: Any, request: Request) -> dict[str, Any] | None:
@@ -72,15 +73,9 @@ ACCESSORS = {
 
 
 def make_app(store_url: str) -> webtest.TestApp:
-    config = Configurator(
-        settings={
-            "jeff.store": store_url,
-            "jeff.identity_loader": load_user,
-            "jeff.groupfinder": groups,
-        },
-        root_factory=Root,
+    config = jeff_config(
+        store=store_url, identity_loader=load_user, groupfinder=groups, root_factory=Root
     )
-    config.include("pyramid_jeff")
 
     def login(request: Request) -> HTTPSeeOther:
         return HTTPSeeOther("/", headers=remember(request, request.params["id"]))
@@ -107,6 +102,7 @@ def make_app(store_url: str) -> webtest.TestApp:
 
 
 @pytest.mark.parametrize("first", ["", *ACCESSORS])
+@memory_only
 def test_loader_and_groupfinder_read_the_security_api_in_any_order(
     store_url: str, first: str
 ) -> None:
@@ -134,6 +130,7 @@ def test_loader_and_groupfinder_read_the_security_api_in_any_order(
     }
 
 
+@memory_only
 def test_a_user_the_loader_cannot_find_is_anonymous(store_url: str) -> None:
     app = make_app(store_url)
     app.get("/login", {"id": "3"}, status=303)  # no such user
@@ -148,11 +145,7 @@ def test_a_user_the_loader_cannot_find_is_anonymous(store_url: str) -> None:
 def make_counting_app(
     loader: Any, groupfinder: Any = None, permission: str | None = None
 ) -> webtest.TestApp:
-    config = Configurator(
-        settings={"jeff.identity_loader": loader, "jeff.groupfinder": groupfinder},
-        root_factory=Root,
-    )
-    config.include("pyramid_jeff")
+    config = jeff_config(identity_loader=loader, groupfinder=groupfinder, root_factory=Root)
 
     def login(request: Request) -> HTTPSeeOther:
         return HTTPSeeOther("/", headers=remember(request, request.params["id"]))

@@ -10,19 +10,20 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPSeeOther
-from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import remember
 
-from .conftest import HTTPS
+from pyramid_jeff.testing import jeff_policy
+
+from .conftest import HTTPS, ConfigFactory
+from .helpers import jeff_config, memory_only
 
 DAY = 24 * 3600
 
 
 def make_app(store_url: str, **settings: Any) -> webtest.TestApp:
-    config = Configurator(settings={"jeff.store": store_url, **settings})
-    config.include("pyramid_jeff")
+    config = jeff_config({"jeff.store": store_url, **settings})
 
     def login(request: Request) -> Response:
         kw: dict[str, Any] = {}
@@ -101,27 +102,27 @@ def test_jeff_persistent_false_is_the_default_and_persistent_true_overrides(
     ],
 )
 def test_bad_arguments_are_refused_before_anything_is_stored(
-    kw: dict[str, Any], error: type[Exception]
+    config: Configurator, kw: dict[str, Any], error: type[Exception]
 ) -> None:
-    config = Configurator()
-    config.include("pyramid_jeff")
     config.commit()
     request = Request.blank("/", base_url="https://example.com")
     request.registry = config.registry
     with pytest.raises(error):
         remember(request, "ann", **kw)
-    manager = config.registry.getUtility(ISecurityPolicy).manager
+    manager = jeff_policy(config.registry).manager
     assert manager.sessions("ann") == []
 
 
 @pytest.mark.parametrize("value", ["maybe", "2"])
-def test_a_bad_jeff_persistent_is_a_configuration_error(value: str) -> None:
-    config = Configurator(settings={"jeff.persistent": value})
-    config.include("pyramid_jeff")
+def test_a_bad_jeff_persistent_is_a_configuration_error(
+    make_config: ConfigFactory, value: str
+) -> None:
+    config = make_config(persistent=value)
     with pytest.raises(ConfigurationError, match=r"jeff\.persistent"):
         config.commit()  # where Pyramid add-ons read their settings
 
 
+@memory_only
 def test_the_is_authenticated_view_predicate(store_url: str) -> None:
     app = make_app(store_url)
     assert app.get("/home").text == "visitors"

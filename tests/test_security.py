@@ -1,28 +1,26 @@
-"""Black-box security: cookie attributes, tokens, rotation, fixation, hostile cookies."""
+"""Black-box security: cookie attributes, tokens, rotation, fixation, forged logouts."""
 
 from __future__ import annotations
 
 import base64
 from typing import Any
 
-import pytest
-
-from .conftest import AppFactory, JeffTestApp
-from .helpers import CountingStore, cookie_attributes, cookie_value, fresh_client, set_cookies
+from .conftest import AppFactory, ConfigFactory, JeffTestApp
+from .helpers import (
+    CountingStore,
+    cookie_attributes,
+    cookie_value,
+    fresh_client,
+    get_with_cookie_header,
+    login_cookie,
+    memory_only,
+    set_cookies,
+)
 
 COOKIE = "__Host-jeff"
 
 
-def login_cookie(app: JeffTestApp, key: str = "bob@example.com") -> str:
-    (header,) = set_cookies(app.login(key))
-    return cookie_value(header)
-
-
-def get_with_cookie_header(app: JeffTestApp, header: str, path: str = "/public") -> Any:
-    app.reset()
-    return app.get(path, extra_environ={"HTTP_COOKIE": header}, status="*")
-
-
+@memory_only
 def test_cookie_attributes_follow_the_settings(make_app: AppFactory) -> None:
     app = make_app(
         cookie_name="sid", cookie_samesite="Strict", cookie_domain="example.com", max_age=600
@@ -45,6 +43,7 @@ def test_cookie_attributes_follow_the_settings(make_app: AppFactory) -> None:
     assert "httponly" in attributes
 
 
+@memory_only
 def test_tokens_are_256_bits_and_never_repeat(app: JeffTestApp) -> None:
     tokens = set()
     for _ in range(200):
@@ -58,6 +57,7 @@ def test_tokens_are_256_bits_and_never_repeat(app: JeffTestApp) -> None:
     assert len(set("".join(tokens))) == 64
 
 
+@memory_only
 def test_the_cookie_holds_no_plaintext_key(app: JeffTestApp) -> None:
     key = "alice.secret@example.com"
     value = login_cookie(app, key)
@@ -129,85 +129,24 @@ def test_the_public_session_id_is_useless_as_a_credential(app: JeffTestApp) -> N
         assert get_with_cookie_header(app, f"{COOKIE}={forged}").text == "anonymous"
 
 
-HOSTILE = [
-    "",
-    "garbage",
-    "a.b.c",
-    "A" * 5000,
-    "é" * 87,
-    "\x00" * 87,
-    '"quoted"',
-    "A" * 22 + "." + "B" * 22 + "." + "C" * 42 + "=",
-    "A" * 22 + "." + "B" * 22 + "." + "C" * 42 + "\u00ff",
-    "A" * 22 + "." + "B" * 22 + "." + "C" * 44,
-    "A" * 22 + ".." + "C" * 43,
-]
-
-
-@pytest.mark.parametrize("value", HOSTILE)
-def test_malformed_cookies_are_anonymous_without_a_store_call(
-    app: JeffTestApp, value: str
-) -> None:
-    counting = CountingStore(app.manager.store)
-    app.manager.store = counting  # type: ignore[assignment]
-    response = get_with_cookie_header(app, f"{COOKIE}={value}", "/protected")
-    assert response.status_int == 303
-    assert get_with_cookie_header(app, f"{COOKIE}={value}").text == "anonymous"
-    assert sum(counting.calls.values()) == 0
-
-
-def test_a_duplicated_cookie_is_anonymous_without_a_store_call(app: JeffTestApp) -> None:
-    value = login_cookie(app)
-    counting = CountingStore(app.manager.store)
-    app.manager.store = counting  # type: ignore[assignment]
-    for header in (
-        f"{COOKIE}={value}; {COOKIE}={value}",
-        f"{COOKIE}=junk; {COOKIE}={value}",
-        f"{COOKIE}={value}; other=1; {COOKIE}=",
-    ):
-        assert get_with_cookie_header(app, header).text == "anonymous"
-    assert sum(counting.calls.values()) == 0
-
-
-def test_an_oversized_cookie_header_is_anonymous(app: JeffTestApp) -> None:
-    # Beyond 256 KiB (more than WSGI servers accept): not read at all. Below it, see
-    # test_cookie_collisions.py: other cookies never hide ours.
-    value = login_cookie(app)
-    header = f"{COOKIE}={value}; padding={'x' * 270000}"
-    response = get_with_cookie_header(app, header)
-    assert response.status_int == 200
-    assert response.text == "anonymous"
-
-
-def test_a_broken_foreign_cookie_does_not_break_ours(app: JeffTestApp) -> None:
-    value = login_cookie(app)
-    for foreign in ('bad="\\x', "bad=\x7f\x80; =; ;;", 'x="unterminated', "\u00e9=\u00e9"):
-        response = get_with_cookie_header(app, f"{foreign}; {COOKIE}={value}")
-        assert response.text == "hello bob@example.com"
-        response = get_with_cookie_header(app, foreign)
-        assert response.status_int == 200
-        assert response.text == "anonymous"
-
-
+@memory_only
 def test_a_cookie_without_the_prefix_is_ignored(app: JeffTestApp) -> None:
     value = login_cookie(app)
     assert get_with_cookie_header(app, f"jeff={value}").text == "anonymous"
 
 
+@memory_only
 def test_forbidden_redirect_carries_only_a_relative_next(
-    app: JeffTestApp, make_app: AppFactory
+    app: JeffTestApp, make_app: AppFactory, make_config: ConfigFactory
 ) -> None:
     response = app.get("/protected", extra_environ={"HTTP_HOST": "evil.example"}, status=303)
     assert response.location.endswith("/login?next=%2Fprotected")
     # A catch-all route lets off-site-looking paths reach the forbidden view (the test
     # app would answer them 404, with no Location to check).
-    from pyramid.config import Configurator
-
     from .app import Root
 
     base = make_app()
-    config = Configurator(settings=base.app.registry.settings, root_factory=Root)
-    config.include("pyramid_jeff")
+    config = make_config(base.app.registry.settings, root_factory=Root)
     config.add_route("anything", "/*rest")
     config.add_view(lambda r: "x", route_name="anything", permission="view", renderer="string")
     import webtest
@@ -270,15 +209,12 @@ def test_a_forged_logout_ends_nothing(app: JeffTestApp) -> None:
     assert get_with_cookie_header(app, f"{COOKIE}={value}").text == "hello bob@example.com"
 
 
-def test_no_cookie_is_written_with_a_503(make_app: AppFactory) -> None:
+def test_no_cookie_is_written_with_a_503(make_app: AppFactory, make_config: ConfigFactory) -> None:
     """A dead cookie is normally expired, but not when the response is a store outage."""
-    from pyramid.config import Configurator
-
     from pyramid_jeff import StoreUnavailable
 
     base = make_app()
-    config = Configurator(settings=base.app.registry.settings)
-    config.include("pyramid_jeff")
+    config = make_config(base.app.registry.settings)
 
     def view(request: Any) -> Any:
         assert request.jeff_session is None  # the cookie named a dead session
@@ -301,6 +237,7 @@ def test_no_cookie_is_written_with_a_503(make_app: AppFactory) -> None:
     assert "Set-Cookie" not in response.headers
 
 
+@memory_only
 def test_latin1_blanks_around_our_cookie_are_not_ignored(app: JeffTestApp) -> None:
     value = login_cookie(app)
     for header in (f"{COOKIE}=\xa0{value}", f"{COOKIE}={value}\x85", f"\xa0{COOKIE}={value}"):

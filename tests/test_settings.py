@@ -11,18 +11,11 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ISecurityPolicy
 
 import pyramid_jeff
-from pyramid_jeff import MemoryStore, RedisStore
+from pyramid_jeff import MemoryStore
 from pyramid_jeff.settings import KNOWN, SETTINGS, JeffSettings, markdown_table, parse_settings
+from pyramid_jeff.testing import jeff_policy
 
-
-def configure(**settings: Any) -> Any:
-    config = Configurator(settings=settings)
-    config.include("pyramid_jeff")
-    return config.make_wsgi_app()
-
-
-def policy_of(app: Any) -> Any:
-    return app.registry.getUtility(ISecurityPolicy)
+from .helpers import jeff_app
 
 
 def test_defaults_match_the_contract() -> None:
@@ -68,10 +61,10 @@ def test_strings_from_an_ini_file_are_coerced() -> None:
 
 
 def test_dotted_names_are_resolved_with_maybe_dotted() -> None:
-    app = configure(**{"jeff.groupfinder": "tests.app.groupfinder"})
+    app = jeff_app({"jeff.groupfinder": "tests.app.groupfinder"})
     from tests.app import groupfinder
 
-    assert policy_of(app).groupfinder is groupfinder
+    assert jeff_policy(app.registry).groupfinder is groupfinder
 
 
 @pytest.mark.parametrize(
@@ -124,18 +117,18 @@ def test_dotted_names_are_resolved_with_maybe_dotted() -> None:
 )
 def test_a_bad_value_fails_at_startup_naming_the_key(key: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=key.replace(".", r"\.")):
-        configure(**{key: value})
+        jeff_app({key: value})
 
 
 def test_an_unknown_key_fails_at_startup_naming_it() -> None:
     with pytest.raises(ConfigurationError, match=r"jeff\.max_age_days: unknown"):
-        configure(**{"jeff.max_age_days": "3"})
+        jeff_app({"jeff.max_age_days": "3"})
 
 
 def test_samesite_none_requires_secure() -> None:
     with pytest.raises(ConfigurationError, match=r"jeff\.cookie_samesite"):
-        configure(**{"jeff.cookie_samesite": "None", "jeff.cookie_secure": "false"})
-    policy = policy_of(configure(**{"jeff.cookie_samesite": "none"}))
+        jeff_app({"jeff.cookie_samesite": "None", "jeff.cookie_secure": "false"})
+    policy = jeff_policy(jeff_app({"jeff.cookie_samesite": "none"}).registry)
     assert policy.cookie.samesite == "None"
 
 
@@ -144,11 +137,11 @@ def test_other_settings_are_left_alone() -> None:
     # Not taken for ours (a "jeff" prefix without the dot would refuse them as unknown)...
     expected = dataclasses.replace(parse_settings({}), max_age=60)
     assert parse_settings({**others, "jeff.max_age": "60"}) == expected
-    app = configure(**others)
+    app = jeff_app(others)
     # ...and passed through untouched (Pyramid itself coerces its own reload_templates).
     assert app.registry.settings["jeffrey.anything"] == "x"
     assert app.registry.settings["jeff"] == "y"
-    assert isinstance(policy_of(app).manager.store, MemoryStore)
+    assert isinstance(jeff_policy(app.registry).manager.store, MemoryStore)
 
 
 def test_every_known_setting_is_documented_in_includeme() -> None:
@@ -173,139 +166,12 @@ def test_the_readme_table_is_the_settings_table() -> None:
     assert table in readme, table
 
 
-def test_store_urls_choose_the_store(redis_url: str) -> None:
-    assert isinstance(policy_of(configure()).manager.store, MemoryStore)
-    store = policy_of(
-        configure(**{"jeff.store": redis_url, "jeff.redis.socket_timeout": "0.5"})
-    ).manager.store
-    assert isinstance(store, RedisStore)
-    kwargs = store.client.connection_pool.connection_kwargs
-    assert kwargs["socket_timeout"] == 0.5
-    assert kwargs["socket_connect_timeout"] == 1.0
-    assert kwargs["retry"].get_retries() == 0
-    assert store.client.connection_pool.timeout == 0.5  # bounded wait for a connection
-    assert store.client.connection_pool.max_connections == 50
-
-
-def make_custom_store(settings: dict[str, Any]) -> MemoryStore:
-    store = MemoryStore()
-    store.made_from = settings  # type: ignore[attr-defined]
-    return store
-
-
-def not_a_store(settings: dict[str, Any]) -> object:
-    return object()
-
-
-def test_store_factory_by_dotted_name() -> None:
-    app = configure(**{"jeff.store": "tests.test_settings.make_custom_store"})
-    store = policy_of(app).manager.store
-    assert store.made_from["jeff.store"] == "tests.test_settings.make_custom_store"
-    with pytest.raises(ConfigurationError, match=r"jeff\.store"):
-        configure(**{"jeff.store": "tests.test_settings.not_a_store"})
-
-
-class OldStore(MemoryStore):
-    """A store written for the protocol before revoke_everyone."""
-
-    revoke_everyone = None  # type: ignore[assignment]
-
-
-def make_old_store(settings: dict[str, Any]) -> OldStore:
-    return OldStore()
-
-
-def test_a_store_missing_a_method_is_named_at_start_up() -> None:
-    with pytest.raises(ConfigurationError, match=r"jeff\.store: .*without revoke_everyone"):
-        configure(**{"jeff.store": "tests.test_settings.make_old_store"})
-
-
-def test_malformed_redis_url_names_the_key() -> None:
-    with pytest.raises(ConfigurationError, match=r"jeff\.store"):
-        configure(**{"jeff.store": "redis://localhost:notaport/0"})
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "redis://localhost:6379/0?socket_timeout=100000",
-        "redis://localhost:6379/0?timeout=99",
-        "redis://localhost:6379/0?max_connections=100000",
-        "redis://localhost:6379/abc",
-        "unix:///run/redis.sock?db=x",
-    ],
-)
-def test_redis_urls_cannot_override_the_bounded_settings(url: str) -> None:
-    with pytest.raises(ConfigurationError, match=r"jeff\.store"):
-        configure(**{"jeff.store": url})
-
-
-def test_cluster_needs_a_redis_url() -> None:
-    with pytest.raises(ConfigurationError, match=r"jeff\.redis\.cluster"):
-        configure(**{"jeff.store": "unix:///run/redis.sock", "jeff.redis.cluster": "true"})
-    with pytest.raises(ConfigurationError, match=r"jeff\.store"):
-        # Nothing listens there: a cluster client cannot map its slots.
-        configure(
-            **{
-                "jeff.store": "redis://127.0.0.1:1/0",
-                "jeff.redis.cluster": "true",
-                "jeff.redis.socket_connect_timeout": "0.2",
-            }
-        )
-
-
-def test_store_settings_of_memcached_and_sql_are_coerced() -> None:
-    parsed = parse_settings(
-        {
-            "jeff.store": "memcached://127.0.0.1:11211,[::1]:11212",
-            "jeff.memcached.socket_timeout": "0.5",
-            "jeff.memcached.socket_connect_timeout": "0.25",
-            "jeff.memcached.max_connections": "8",
-            "jeff.memcached.key_prefix": "app:",
-            "jeff.sql.table": "login_sessions",
-            "jeff.sql.timeout": "2",
-            "jeff.sql.pool_size": "3",
-        }
-    )
-    assert parsed.store_kind == "memcached"
-    assert (parsed.memcached_socket_timeout, parsed.memcached_socket_connect_timeout) == (
-        0.5,
-        0.25,
-    )
-    assert (parsed.memcached_max_connections, parsed.memcached_key_prefix) == (8, "app:")
-    assert (parsed.sql_table, parsed.sql_timeout, parsed.sql_pool_size) == (
-        "login_sessions",
-        2.0,
-        3,
-    )
-    for url in (
-        "sqlite:///sessions.db",
-        "postgresql+psycopg://app@db.internal/app",
-        "mysql+pymysql://root@127.0.0.1/app",
-        "mariadb+pymysql://root@127.0.0.1/app",
-    ):
-        assert parse_settings({"jeff.store": url}).store_kind == "sql"
-
-
-def test_a_store_whose_extra_is_missing_says_which_to_install(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "pyramid_jeff.stores.memcached", None)
-    with pytest.raises(ConfigurationError, match=r"jeff\.store: .*pyramid_jeff\[memcached\]"):
-        configure(**{"jeff.store": "memcached://127.0.0.1:11211"})
-    monkeypatch.setitem(sys.modules, "pyramid_jeff.stores.sql", None)
-    with pytest.raises(ConfigurationError, match=r"jeff\.store: .*pyramid_jeff\[sql\]"):
-        configure(**{"jeff.store": "sqlite://"})
-
-
 def test_settings_added_after_the_include_count() -> None:
     """Read when the configuration commits, as pyramid_tm reads its own."""
     config = Configurator(settings={"jeff.max_age": "60"})
     config.include("pyramid_jeff")
     config.add_settings({"jeff.max_age": "120", "jeff.cookie_name": "later"})
-    policy = policy_of(config.make_wsgi_app())
+    policy = jeff_policy(config.make_wsgi_app().registry)
     assert policy.manager.max_age == 120
     assert policy.cookie.name == "__Host-later"
 
@@ -334,7 +200,7 @@ def test_an_application_policy_set_in_main_overrides_ours() -> None:
     config.include("pyramid_jeff")
     mine = Mine()
     config.set_security_policy(mine)
-    assert policy_of(config.make_wsgi_app()) is mine
+    assert config.make_wsgi_app().registry.getUtility(ISecurityPolicy) is mine
 
 
 def test_the_ini_form_pyramid_includes() -> None:
@@ -342,5 +208,5 @@ def test_the_ini_form_pyramid_includes() -> None:
     config = Configurator(
         settings={"pyramid.includes": "pyramid_tm\npyramid_jeff", "jeff.max_age": "60"}
     )
-    policy = policy_of(config.make_wsgi_app())
+    policy = jeff_policy(config.make_wsgi_app().registry)
     assert policy.manager.max_age == 60

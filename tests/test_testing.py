@@ -14,12 +14,11 @@ from pyramid.response import Response
 
 from pyramid_jeff.testing import CountingStore, counting_store, jeff_policy, login
 
+from .helpers import jeff_config
+
 
 def make_app(**settings: str) -> webtest.TestApp:
-    config = Configurator(
-        settings={"jeff.store": "pyramid_jeff.testing.counting_store", **settings}
-    )
-    config.include("pyramid_jeff")
+    config = jeff_config({"jeff.store": "pyramid_jeff.testing.counting_store", **settings})
 
     def profile(request: Request) -> Response:
         return Response(f"profile of {request.authenticated_userid}")
@@ -78,8 +77,7 @@ def test_the_readme_example_runs() -> None:
     exec(compile(example, "README.md", "exec"), namespace)
     tests = [f for name, f in namespace.items() if name.startswith("test_")]
     assert tests
-    config = Configurator(settings={"jeff.store": "pyramid_jeff.testing.counting_store"})
-    config.include("pyramid_jeff")
+    config = jeff_config(store="pyramid_jeff.testing.counting_store")
     config.add_route("profile", "/profile")
     config.add_view(
         lambda r: Response(f"Your profile, {r.authenticated_userid}"), route_name="profile"
