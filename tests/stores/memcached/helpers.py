@@ -12,7 +12,7 @@ from pymemcache.client.base import Client
 
 from pyramid_jeff import SessionManager
 from pyramid_jeff.credentials import Credential
-from pyramid_jeff.session import Session
+from pyramid_jeff.session import Session, new_session, pack_meta
 from pyramid_jeff.stores.memcached import MemcachedStore
 from pyramid_jeff.stores.memcached.connection import _BudgetedSocket
 
@@ -76,15 +76,7 @@ def metadata_of(server: MemcachedServer, name: str) -> dict[str, str]:
 
 def session_at(now_ms: int, key: str, lifetime_ms: int = 3_600_000) -> Session:
     """A session as the manager would create it at ``now_ms``."""
-    credential = Credential.mint(key)
-    return Session(
-        key=key,
-        id=credential.session_id,
-        created_ms=now_ms,
-        last_seen_ms=now_ms,
-        expires_ms=now_ms + lifetime_ms,
-        token_digest=credential.token_digest(),
-    )
+    return new_session(Credential.mint(key), key, now_ms, lifetime_ms, None, None, pack_meta(None))
 
 
 def servers_url(servers: list[MemcachedServer]) -> str:
