@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyramid.config import PHASE2_CONFIG
+from pyramid.config import PHASE1_CONFIG, PHASE2_CONFIG
 from pyramid.events import NewResponse
 from pyramid.interfaces import ICSRFStoragePolicy, ISecurityPolicy
 from pyramid.tweens import INGRESS
@@ -23,7 +23,7 @@ from .derivers import passive, recent_login
 from .errors import ReauthenticationRequired, StoreUnavailable, TooManySessions
 from .events import EveryoneRevoked, SessionCreated, SessionEnded
 from .manager import SessionManager
-from .policy import JeffSecurityPolicy, jeff_policy
+from .policy import POLICY_KEY, JeffSecurityPolicy
 from .redirects import safe_return_path
 from .session import Session
 from .settings import JeffSettings, docstring, parse_settings
@@ -76,49 +76,51 @@ def includeme(config: Configurator) -> None:
     """
     # Filled when the configuration commits; the request methods read the policy here
     # rather than look it up in the registry on every request.
-    built: list[JeffSecurityPolicy] = []
-    parsed: list[JeffSettings] = []
+    built: list[tuple[JeffSecurityPolicy, JeffSettings]] = []
+    introspectable = config.introspectable(
+        "security policy", None, "pyramid_jeff.JeffSecurityPolicy", "security policy"
+    )
 
-    def register_policy() -> None:
+    def build() -> None:
         registry = config.registry
         settings = parse_settings(registry.settings, config.maybe_dotted)
         policy = build_policy(settings, dict(registry.settings), registry)
-        built.append(policy)
-        parsed.append(settings)
-        registry.registerUtility(policy, ISecurityPolicy)
+        built.append((policy, settings))
+        registry[POLICY_KEY] = policy
         if policy.csrf_cookie is not None:
+            # Before the application's own config.set_csrf_storage_policy, which wins.
             csrf = JeffCSRFStoragePolicy(policy, policy.csrf_cookie)
             registry.registerUtility(csrf, ICSRFStoragePolicy)
 
+    def register_policy() -> None:
+        introspectable["policy"] = built[0][0]
+        config.registry.registerUtility(built[0][0], ISecurityPolicy)
+
     def register_defaults() -> None:
-        if not built:  # the application set a security policy of its own
-            return
-        policy, settings = built[0], parsed[0]
+        policy, settings = built[0]
         add_default_views(config, ForbiddenView(settings.login_url), settings.redirect)
-        registering = autocommitted(config)
-        if settings.redirect is not None:
-            registering.add_forbidden_view(settings.redirect, is_authenticated=False)
         # Logins and cache headers are settled last: after response callbacks and after
         # every NewResponse subscriber the application registers (those for the
         # NewResponse class run after those for INewResponse, in order of registration).
-        registering.add_subscriber(response_subscriber(policy), NewResponse)
-
-    def policy_of(request: Request) -> JeffSecurityPolicy:
-        return built[0] if built else jeff_policy(request.registry)
+        autocommitted(config).add_subscriber(response_subscriber(policy), NewResponse)
 
     def jeff_session(request: Request) -> Session | None:
-        return policy_of(request).session(request)
+        return built[0][0].session(request)
 
     def jeff(request: Request) -> SessionManager:
-        return policy_of(request).manager.bind(request)
+        return built[0][0].manager.bind(request)
 
-    # The discriminator of config.set_security_policy: an application that sets its own
-    # policy in its main() overrides this one, as it would Pyramid's.
-    config.action(ISecurityPolicy, register_policy, order=PHASE2_CONFIG)
+    config.action(("pyramid_jeff", "policy"), build, order=PHASE1_CONFIG)
+    # The discriminator of config.set_security_policy: an application that sets a policy
+    # of its own in its main() (one that delegates to ours, say) overrides this one, as
+    # it would Pyramid's; request.jeff and the rest keep working.
+    config.action(
+        ISecurityPolicy, register_policy, order=PHASE2_CONFIG, introspectables=(introspectable,)
+    )
     # Our forbidden view is a default: registered once the whole configuration is known,
     # and only where the application registered no forbidden view of its own (in
     # main, in a module it includes before or after us, or by a scan); the same for
-    # the view of ReauthenticationRequired.
+    # the view of ReauthenticationRequired and the anonymous view of jeff.redirect.
     config.action(("pyramid_jeff", "defaults"), register_defaults, order=LAST_ACTION_ORDER)
     # A property, not reified: remember() and forget() change it within the request.
     config.add_request_method(jeff_session, "jeff_session", property=True)

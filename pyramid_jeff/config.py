@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyramid.config.predicates import DEFAULT_PHASH
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.interfaces import (
@@ -107,7 +106,7 @@ def _memcached_store(settings: JeffSettings) -> SessionStore:
     try:
         from .stores.memcached import MemcachedStore
     except ImportError as exc:
-        raise _missing_extra("memcached", exc) from None
+        raise _missing_extra("memcached", "pymemcache>=4.0", exc) from None
     return MemcachedStore.from_url(
         str(settings.store),
         socket_timeout=settings.memcached_socket_timeout,
@@ -121,7 +120,7 @@ def _sql_store(settings: JeffSettings) -> SessionStore:
     try:
         from .stores.sql import SQLStore
     except ImportError as exc:
-        raise _missing_extra("sql", exc) from None
+        raise _missing_extra("sql", "SQLAlchemy>=2.0", exc) from None
     store: SessionStore = SQLStore.from_url(
         str(settings.store),
         table=settings.sql_table,
@@ -131,9 +130,10 @@ def _sql_store(settings: JeffSettings) -> SessionStore:
     return store
 
 
-def _missing_extra(extra: str, exc: ImportError) -> ConfigurationError:
+def _missing_extra(extra: str, requirement: str, exc: ImportError) -> ConfigurationError:
     return ConfigurationError(
-        f"jeff.store: this store needs pip install 'pyramid_jeff[{extra}]' ({exc})"
+        f"jeff.store: this store needs pip install '{requirement}' "
+        f"(the extra pyramid_jeff[{extra}]) ({exc})"
     )
 
 
@@ -149,26 +149,38 @@ def autocommitted(config: Configurator) -> Configurator:
     return Configurator(registry=config.registry, package=config.package, autocommit=True)
 
 
-def _has_exception_view(registry: Registry, context: type[Exception]) -> bool:
-    """Whether the application registered a view without predicates for exactly
-    ``context`` (a forbidden view: ``HTTPForbidden``)."""
+def _has_exception_view(
+    registry: Registry, context: type[Exception], predicates: tuple[str, ...] = ()
+) -> bool:
+    """Whether the application registered a view for exactly ``context`` (a forbidden
+    view: ``HTTPForbidden``) with these predicates and no other (``()``: none), as
+    Pyramid's texts of them say (``"is_authenticated = False"``)."""
     required = (IExceptionViewClassifier, IRequest, implementedBy(context))
+    wanted = sorted(predicates)
     for view_type in (IView, ISecuredView, IMultiView):
         view = registry.adapters.registered(required, view_type, "")
         if view is None:
             continue
-        if IMultiView.providedBy(view):
-            return any(phash == DEFAULT_PHASH for _, _, phash in view.views)
-        return bool(getattr(view, "__phash__", DEFAULT_PHASH) == DEFAULT_PHASH)
+        views = [v for _, v, _ in view.views] if IMultiView.providedBy(view) else [view]
+        return any(
+            sorted(p.text() for p in getattr(v, "__predicates__", ())) == wanted for v in views
+        )
     return False
 
 
 def add_default_views(config: Configurator, view: ForbiddenView, redirect: Any) -> None:
+    """Our forbidden views, where the application registered none of its own."""
     registering = autocommitted(config)
-    if not _has_exception_view(config.registry, HTTPForbidden):
+    registry = config.registry
+    if not _has_exception_view(registry, HTTPForbidden):
         registering.add_forbidden_view(view)
+    # jeff.redirect answers anonymous requests, unless the application has its own view
+    # for exactly those.
+    anonymous = ("is_authenticated = False",)
+    if redirect is not None and not _has_exception_view(registry, HTTPForbidden, anonymous):
+        registering.add_forbidden_view(redirect, is_authenticated=False)
     # A login too old for a jeff_recent_login view is sent to log in again, as an
     # anonymous request would be, even where the application's own forbidden view
     # (which sees an authenticated request) would answer 403.
-    if not _has_exception_view(config.registry, ReauthenticationRequired):
+    if not _has_exception_view(registry, ReauthenticationRequired):
         registering.add_exception_view(redirect or view, context=ReauthenticationRequired)

@@ -147,7 +147,7 @@ def _check_sql_url(key: str, text: str) -> None:
     try:
         from sqlalchemy.engine import make_url
     except ImportError:
-        problem = "a SQL store needs SQLAlchemy: pip install 'pyramid_jeff[sql]'"
+        problem = "a SQL store needs pip install 'SQLAlchemy>=2.0' (the extra pyramid_jeff[sql])"
         raise fail(key, problem, text) from None
     try:
         url = make_url(text)

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Where includeme keeps the policy it built, whatever the registered ISecurityPolicy.
+POLICY_KEY = "pyramid_jeff.policy"
+
 
 @implementer(ISecurityPolicy)
 class JeffSecurityPolicy:
@@ -215,8 +218,9 @@ class JeffSecurityPolicy:
 
 
 def jeff_policy(registry: Registry) -> JeffSecurityPolicy:
-    """The pyramid_jeff security policy of an application's registry."""
-    policy = registry.queryUtility(ISecurityPolicy)
+    """The pyramid_jeff security policy of an application's registry (also where the
+    application registered a policy of its own that delegates to it)."""
+    policy = registry.get(POLICY_KEY) or registry.queryUtility(ISecurityPolicy)
     if not isinstance(policy, JeffSecurityPolicy):
         raise LookupError(
             'this application does not use pyramid_jeff: config.include("pyramid_jeff")'

@@ -17,12 +17,10 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pyramid.interfaces import ISecurityPolicy
-
 from . import deadline
 from .errors import StoreUnavailable
 from .manager import SessionManager
-from .policy import JeffSecurityPolicy
+from .policy import POLICY_KEY, JeffSecurityPolicy
 from .request import (
     DEFER_TOUCH,
     HAS_PASSIVE_VIEWS,
@@ -30,6 +28,7 @@ from .request import (
     SETTLED_BY_TWEEN,
     find_state,
 )
+from .views import store_unavailable_view
 
 if TYPE_CHECKING:
     from pyramid.events import NewResponse
@@ -45,9 +44,9 @@ REQUEST_BUDGET = "pyramid_jeff.store_budget"
 
 
 def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
-    policy = registry.queryUtility(ISecurityPolicy)
+    policy = registry.get(POLICY_KEY)
     if not isinstance(policy, JeffSecurityPolicy):
-        return handler  # the application set a security policy of its own
+        return handler  # pyramid_jeff's configuration did not run
     # All store waits of one request share one budget (see pyramid_jeff.deadline): the
     # handler below us includes pyramid_tm and exception views.
     budget_seconds = deadline.request_budget(policy.manager.store)
@@ -67,10 +66,8 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
             request.__dict__[REQUEST_BUDGET] = budget
         try:
             response = handler(request)
-        except StoreUnavailable:
-            # From a tween under this one: the exception view answers, as it does for an
-            # outage in a view (the application's own, if it registered one).
-            response = request.invoke_exception_view(reraise=True)
+        except StoreUnavailable as exc:
+            response = outage_response(request, exc)
         except BaseException:
             policy.settle_logins(request, None)  # no cookie goes out: end what remember() made
             raise
@@ -82,6 +79,18 @@ def jeff_tween_factory(handler: Handler, registry: Registry) -> Handler:
         return settle_cookie(request, response)
 
     return jeff_tween
+
+
+def outage_response(request: Request, exc: StoreUnavailable) -> Response:
+    """The 503 of an outage that reached the tween (from a tween under this one, or an
+    exception view that failed in turn): the exception view's, as for an outage in a
+    view (the application's own, if it registered one), else ours, should that one read
+    the session and fail again."""
+    try:
+        return request.invoke_exception_view(reraise=True)
+    except StoreUnavailable:
+        request.exception = exc
+        return store_unavailable_view(exc, request)
 
 
 def settle_cookie(request: Request, response: Response) -> Response:

@@ -66,3 +66,34 @@ def test_a_forbidden_view_with_predicates_leaves_ours_for_the_rest() -> None:
     assert "/login?next=" in app.get("/private", status=303).headers["Location"]
     xhr = app.get("/private", headers={"X-Requested-With": "XMLHttpRequest"}, status=403)
     assert xhr.text == "xhr only"
+
+
+def anonymous_forbidden(request: Request) -> Response:
+    return Response("the app's own page for anonymous visitors", status=403)
+
+
+def jeff_redirect(request: Request) -> Response:
+    return Response("jeff.redirect", status=403)
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_the_apps_anonymous_forbidden_view_wins_over_jeff_redirect(order: str) -> None:
+    config = Configurator(settings={"jeff.redirect": jeff_redirect})
+    if order == "before":
+        config.add_forbidden_view(anonymous_forbidden, is_authenticated=False)
+    config.include("pyramid_jeff")
+    if order == "after":
+        config.add_forbidden_view(anonymous_forbidden, is_authenticated=False)
+    config.add_route("private", "/private")
+    config.add_view(lambda request: Response("secret"), route_name="private", permission="edit")
+    app = webtest.TestApp(config.make_wsgi_app(), extra_environ=dict(HTTPS))
+    assert "for anonymous visitors" in app.get("/private", status=403).text
+
+
+def test_jeff_redirect_answers_anonymous_requests() -> None:
+    config = Configurator(settings={"jeff.redirect": jeff_redirect})
+    config.include("pyramid_jeff")
+    config.add_route("private", "/private")
+    config.add_view(lambda request: Response("secret"), route_name="private", permission="edit")
+    app = webtest.TestApp(config.make_wsgi_app(), extra_environ=dict(HTTPS))
+    assert app.get("/private", status=403).text == "jeff.redirect"

@@ -184,23 +184,44 @@ def test_a_bad_setting_fails_when_the_configuration_commits() -> None:
 
 
 def test_an_application_policy_set_in_main_overrides_ours() -> None:
-    from pyramid.authorization import ACLHelper
+    """A policy of the application's own (here one that delegates to ours) is the
+    registered one; request.jeff, the tween and pjeff still find ours."""
+    from pyramid.security import remember
+    from webtest import TestApp
 
-    class Mine:
-        def identity(self, request: Any) -> None:
-            return None
+    from pyramid_jeff import JeffSecurityPolicy
+    from pyramid_jeff.testing import jeff_policy
 
-        def authenticated_userid(self, request: Any) -> None:
-            return None
+    class Delegating:
+        def __init__(self, registry: Any) -> None:
+            self.registry = registry
 
-        def permits(self, request: Any, context: Any, permission: str) -> Any:
-            return ACLHelper().permits(context, [], permission)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(jeff_policy(self.registry), name)
 
-    config = Configurator()
+    config = Configurator(settings={"jeff.cookie_secure": "false"})
     config.include("pyramid_jeff")
-    mine = Mine()
+    mine = Delegating(config.registry)
     config.set_security_policy(mine)
-    assert config.make_wsgi_app().registry.getUtility(ISecurityPolicy) is mine
+
+    def login(request: Any) -> Any:
+        request.response.headers.extend(remember(request, "ann"))
+        return request.response
+
+    def devices(request: Any) -> Any:
+        request.response.text = f"{request.jeff_session.key}: {len(request.jeff.sessions('ann'))}"
+        return request.response
+
+    config.add_route("login", "/login")
+    config.add_view(login, route_name="login")
+    config.add_route("devices", "/devices")
+    config.add_view(devices, route_name="devices")
+    app = config.make_wsgi_app()
+    assert app.registry.getUtility(ISecurityPolicy) is mine
+    assert isinstance(jeff_policy(app.registry), JeffSecurityPolicy)
+    browser = TestApp(app)
+    browser.get("/login")
+    assert browser.get("/devices").text == "ann: 1"
 
 
 def test_the_ini_form_pyramid_includes() -> None:
