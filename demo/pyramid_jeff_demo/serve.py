@@ -35,9 +35,11 @@ def server(
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
+            taken = listen.split()[0].rpartition(":")[2]
+            other = int(taken) + 1 if taken.isdigit() and int(taken) < 65535 else 6544
             sys.stderr.write(
                 f"Cannot serve on {listen}: that port is taken (another pserve?). "
-                f"Choose another one: pserve {ini} http_port=6544\n"
+                f"Choose another one: pserve {ini} http_port={other}\n"
             )
             sys.stderr.flush()
             # Not sys.exit: pserve reports a SystemExit with exit status 0.

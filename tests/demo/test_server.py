@@ -40,6 +40,6 @@ def test_a_port_that_is_taken_is_one_line_of_advice(tmp_path: Path) -> None:
     assert done.returncode == 1, done
     assert done.stderr.endswith(
         f"Cannot serve on 127.0.0.1:{port}: that port is taken (another pserve?). "
-        "Choose another one: pserve taken.ini http_port=6544\n"
+        f"Choose another one: pserve taken.ini http_port={port + 1}\n"
     ), done.stderr
     assert "Traceback" not in done.stdout + done.stderr
