@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ..helpers import on_memory
 from .pages import (
     ALICE,
     BOB,
@@ -120,3 +121,15 @@ def test_a_form_from_before_logging_out_says_why_it_did_nothing(browser: Browser
         headers={"Accept": "application/json"},
         status=401,
     )
+
+
+@on_memory("demo_store_url")
+def test_pages_with_personal_data_are_kept_out_of_every_cache(browser: Browser) -> None:
+    """Session ids, addresses and the audit trail: not even the browser keeps them (Back
+    on a shared computer after logout)."""
+    alice = logged_in(browser(), ALICE)
+    for path in ("/sessions", "/admin", "/admin/sign-out-everyone"):
+        response = alice.get(path)
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert "Cookie" in response.headers["Vary"]
+    assert "no-store" not in alice.get("/products").headers.get("Cache-Control", "")

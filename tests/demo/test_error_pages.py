@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
+from pyramid.request import Request
 from pyramid.router import Router
 
 import pyramid_jeff_demo
@@ -17,6 +18,7 @@ from pyramid_jeff_demo.security import DEMO_PASSWORD
 
 from ..helpers import on_memory
 from .pages import (
+    ALICE,
     BOB,
     Browser,
     browsers,
@@ -102,3 +104,21 @@ def test_a_store_outage_gets_the_demos_503_page(
     assert "<h1>Sessions are out of reach for a moment</h1>" in res.text
     assert "Try again</a>" not in res.text
     assert not jeff_cookies(res)
+
+
+@on_memory("demo_store_url")
+@pytest.mark.parametrize("path", ["/login?next=%ff", "/login?jeff_reason=%ff", "/admin?email=%ff"])
+def test_an_address_that_is_not_utf8_is_a_400_page_not_a_500(browser: Browser, path: str) -> None:
+    page = logged_in(browser(), ALICE).get(path, status=400)
+    assert "<h1>That address could not be read</h1>" in page.text
+    assert 'href="/">Back to the start</a>' in page.text
+
+
+@on_memory("demo_store_url")
+def test_a_path_that_is_not_utf8_is_a_400_page_not_a_500(demo_app: Router) -> None:
+    # Sent as a server passes it on (WebTest itself cannot build such a request).
+    environ = {**Request.blank("/").environ, "PATH_INFO": "/\xff"}
+    seen: list[str] = []
+    body = b"".join(demo_app(environ, lambda status, headers, exc_info=None: seen.append(status)))
+    assert seen == ["400 Bad Request"]
+    assert b"<h1>That address could not be read</h1>" in body

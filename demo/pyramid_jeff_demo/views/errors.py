@@ -52,6 +52,14 @@ def not_found(exc: Exception, request: Request) -> dict[str, Any]:
     return {}
 
 
+# Pyramid's URLDecodeError (a path that is not UTF-8) is one too, as is a query string or
+# form that WebOb cannot decode: a 400 that says so, not a 500.
+@view_config(context=UnicodeDecodeError, renderer=_TEMPLATES + "unreadable.jinja2")
+def unreadable(exc: UnicodeDecodeError, request: Request) -> dict[str, Any]:
+    request.response.status_int = 400
+    return {"unreadable": True}
+
+
 @view_config(context=BadCSRFToken, renderer=_TEMPLATES + "csrf.jinja2")
 @view_config(context=BadCSRFOrigin, renderer=_TEMPLATES + "csrf.jinja2")
 def bad_csrf(exc: Exception, request: Request) -> Any:

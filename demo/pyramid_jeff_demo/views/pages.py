@@ -20,10 +20,18 @@ _PRODUCTS = [
 ]
 
 
+# Pages that show session ids, addresses, user agents or the audit trail: kept out of
+# every cache, the browser's own included (Back on a shared computer after logout).
+PERSONAL_PAGES = frozenset({"sessions", "admin", "admin_everyone", "password"})
+
+
 @subscriber(NewResponse)
 def security_headers(event: NewResponse) -> None:
     """Headers any login page deserves; the demo has no inline script or style to allow."""
     headers = event.response.headers
+    route = event.request.matched_route
+    if route is not None and route.name in PERSONAL_PAGES:
+        headers["Cache-Control"] = "no-store"
     headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
