@@ -121,13 +121,12 @@ def _sql_store(settings: JeffSettings) -> SessionStore:
         from .stores.sql import SQLStore
     except ImportError as exc:
         raise _missing_extra("sql", "SQLAlchemy>=2.0", exc) from None
-    store: SessionStore = SQLStore.from_url(
+    return SQLStore.from_url(
         str(settings.store),
         table=settings.sql_table,
         timeout=settings.sql_timeout,
         pool_size=settings.sql_pool_size,
     )
-    return store
 
 
 def _missing_extra(extra: str, requirement: str, exc: ImportError) -> ConfigurationError:

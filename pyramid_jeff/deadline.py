@@ -79,11 +79,11 @@ def current() -> Budget | None:
 def store_budget(seconds: float) -> Iterator[Budget]:
     """Give the code inside (one request) ``seconds`` of store waits in total."""
     budget = Budget(seconds)
-    token = _current.set(budget)
+    token = activate(budget)
     try:
         yield budget
     finally:
-        _current.reset(token)
+        deactivate(token)
 
 
 def activate(budget: Budget) -> Token[Budget | None]:

@@ -13,7 +13,7 @@ from .budget import make_client
 from .cluster import key_slot, on_every_slot, slot_tags
 from .commands import Commands, text
 from .operators import cutoff_ms
-from .scripts import GET, LIST, StoreScripts
+from .scripts import GET, LIST, Script, StoreScripts
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class RedisStore:
             value, cutoff = self.commands.pipelined((command, ("ZSCORE", cutoff_key, "at")))
         return value, cutoff
 
-    def _run(self, script: Any, hash_key: str, *args: Any) -> Any:
+    def _run(self, script: Script, hash_key: str, *args: Any) -> Any:
         """Run one of our scripts on a session hash and the cutoff of its slot."""
         return self.commands.run_script(script, (hash_key, self.cutoff_key(hash_key)), *args)
 
